@@ -1,0 +1,70 @@
+"""The envelope every integration event carries, and the money and bank types they share."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+Amount = Annotated[StrictInt, Field(description="Integer minor units (øre, cents). Never a float.")]
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Money(Contract):
+    """Integer minor units with an ISO 4217 currency (rule M1)."""
+
+    amount: Amount
+    currency: CurrencyCode
+
+
+class BankAccount(Contract):
+    """An IBAN (+ BIC) or a Danish registration number + account number (rule M4)."""
+
+    iban: str | None = None
+    bic: str | None = None
+    registration_number: str | None = None
+    account_number: str | None = None
+
+
+EVENT_TYPES: dict[str, type[IntegrationEvent]] = {}
+
+
+class IntegrationEvent(Contract):
+    """Published on `saldo.<service>.v1`; a contract other services depend on.
+
+    Changes are backward compatible within a schema version; JSON Schemas are pinned by tests.
+    """
+
+    SERVICE: ClassVar[str] = ""
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    event_id: UUID
+    business_unit: str
+    aggregate_id: UUID
+    aggregate_version: int
+    occurred_at: datetime
+    actor: str
+    correlation_id: str
+    causation_id: str | None = None
+    traceparent: str | None = None
+    schema_version: int = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.SERVICE:
+            EVENT_TYPES[cls.event_type()] = cls
+
+    @classmethod
+    def event_type(cls) -> str:
+        """The CloudEvents `type`, e.g. `dk.saldo.invoicing.InvoiceIssued`."""
+        return f"dk.saldo.{cls.SERVICE}.{cls.__name__}"
+
+    @classmethod
+    def source(cls) -> str:
+        return f"/saldo/{cls.SERVICE}"

@@ -1,0 +1,39 @@
+"""Events published by the payments service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+from saldo_events.envelope import IntegrationEvent, Money
+
+PaymentMethod = Literal["card", "mobilepay", "betalingsservice", "fik", "bank_transfer", "manual"]
+
+
+class PaymentReceived(IntegrationEvent):
+    SERVICE = "payments"
+    payment_id: UUID
+    customer_id: str
+    method: PaymentMethod
+    amount: Money
+    received_at: datetime
+    provider_reference: str | None = None
+
+
+class PaymentAllocated(IntegrationEvent):
+    SERVICE = "payments"
+    payment_id: UUID
+    invoice_id: UUID
+    amount: Money
+
+
+class AmountReleased(IntegrationEvent):
+    """Money paid against an invoice is detached from it and can be refunded (rule I3)."""
+
+    SERVICE = "payments"
+    payment_id: UUID
+    invoice_id: UUID
+    credit_note_id: UUID | None
+    customer_id: str
+    amount: Money

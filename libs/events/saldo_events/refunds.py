@@ -1,0 +1,32 @@
+"""Events published by the refunds service."""
+
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID
+
+from saldo_events.envelope import BankAccount, IntegrationEvent, Money
+
+RefundChannel = Literal["card", "mobilepay", "manual", "bank"]
+
+
+class RefundRequested(IntegrationEvent):
+    SERVICE = "refunds"
+    refund_id: UUID
+    payment_id: UUID
+    customer_id: str
+    channel: RefundChannel
+    amount: Money
+    reason: str
+
+
+class RefundDrafted(IntegrationEvent):
+    """A bank-channel refund waiting to be paid out as a bank payout (rule B1)."""
+
+    SERVICE = "refunds"
+    refund_id: UUID
+    payment_id: UUID
+    customer_id: str
+    amount: Money
+    reason: str
+    bank_account: BankAccount | None = None

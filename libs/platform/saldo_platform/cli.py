@@ -1,0 +1,210 @@
+"""`saldo`: the command line, and the composition root that wires the five services.
+
+  saldo embedded                 all five services in one process (SQLite, in-process bus)
+  saldo serve SERVICE            one service's API, relay and consumers (distributed mode)
+  saldo relay SERVICE            only the relay;   saldo consume SERVICE: only the consumers
+  saldo keys create ...          an API key for a business unit (printed once, stored hashed)
+  saldo rebuild SERVICE          rebuild its projections from offset 0 and compare with live
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from saldo_platform.bus import LocalBus
+from saldo_platform.http.auth import ROLES, ApiKeys
+from saldo_platform.service import ServiceDefinition, ServiceRuntime
+from saldo_platform.settings import SERVICES, Settings
+from saldo_platform.sql import open_database
+
+
+def definitions() -> dict[str, ServiceDefinition]:
+    from saldo_accounting.bootstrap import definition as accounting
+    from saldo_invoicing.bootstrap import definition as invoicing
+    from saldo_payments.bootstrap import definition as payments
+    from saldo_payouts.bootstrap import definition as payouts
+    from saldo_refunds.bootstrap import definition as refunds
+
+    return {d.name: d for d in (invoicing(), payments(), refunds(), payouts(), accounting())}
+
+
+async def open_api_keys(settings: Settings) -> ApiKeys:
+    db = open_database(settings.auth_database)
+    await db.connect()
+    keys = ApiKeys(db)
+    await keys.setup()
+    return keys
+
+
+def host_app(settings: Settings, services: list[str], relay: bool = True,
+             consumers: bool = True, announce: bool = False) -> FastAPI:
+    """One HTTP app for the given services, each under `/<service>` (and at `/` if alone)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        bus = LocalBus(str(settings.var_dir / "bus.sqlite")) if settings.mode == "embedded" else None
+        if bus is not None:
+            settings.var_dir.mkdir(parents=True, exist_ok=True)
+            await bus.start()
+        keys = await open_api_keys(settings)
+        runtimes = [ServiceRuntime(definitions()[name], settings, keys, bus) for name in services]
+        for runtime in runtimes:
+            await runtime.open()
+            api = runtime.api()
+            app.mount(f"/{runtime.name}", api)
+            if len(runtimes) == 1:
+                app.mount("/", api)
+        for runtime in runtimes:
+            await runtime.start(relay=relay, consumers=consumers)
+        if announce:
+            await _announce(settings, keys)
+        yield
+        for runtime in runtimes:
+            await runtime.close()
+        await keys.db.close()
+        if bus is not None:
+            await bus.stop()
+
+    app = FastAPI(title="Saldo", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/")
+    async def index() -> dict[str, object]:
+        return {"saldo": "billing back end", "services": {s: f"/{s}/docs" for s in services}}
+
+    return app
+
+
+async def _announce(settings: Settings, keys: ApiKeys) -> None:
+    # Only the embedded demo keeps a key in plain text, so `make run` can show a ready one.
+    demo = settings.var_dir / "demo-api-key.txt"
+    if not demo.exists():
+        demo.write_text(await keys.create("demo", ["admin"], "demo key from make run") + "\n")
+    print(f"\nSaldo is running (embedded mode, data in {settings.var_dir}).", flush=True)
+    print(f"  API docs: http://{_host}:{_port}/invoicing/docs  (and /payments, /refunds, /payouts, "
+          "/accounting-sync)", flush=True)
+    print(f"  API key for business unit 'demo' (role admin): {demo.read_text().strip()}", flush=True)
+    print(f"  try: curl -H 'Authorization: Bearer {demo.read_text().strip()}' "
+          f"http://{_host}:{_port}/invoicing/v1/invoices\n", flush=True)
+
+
+_host, _port = "127.0.0.1", 8000
+
+
+def _serve(app: FastAPI, host: str, port: int) -> None:
+    global _host, _port
+    _host, _port = host, port
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+
+
+async def _run_background(settings: Settings, service: str, relay: bool, consumers: bool) -> None:
+    keys = await open_api_keys(settings)
+    runtime = ServiceRuntime(definitions()[service], settings, keys, None)
+    await runtime.open()
+    await runtime.start(relay=relay, consumers=consumers)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"saldo {service}: {'relay ' if relay else ''}{'consumers ' if consumers else ''}running",
+          flush=True)
+    await stop.wait()
+    await runtime.close()
+    await keys.db.close()
+
+
+async def _create_key(settings: Settings, business_unit: str, roles: list[str], name: str) -> str:
+    keys = await open_api_keys(settings)
+    try:
+        return await keys.create(business_unit, roles, name)
+    finally:
+        await keys.db.close()
+
+
+async def _rebuild(settings: Settings, service: str, until: datetime | None) -> bool:
+    from saldo_platform.rebuild import print_table, rebuild
+
+    bus = None
+    if settings.mode == "embedded":
+        bus = LocalBus(str(settings.var_dir / "bus.sqlite"))
+        await bus.start()
+    keys = await open_api_keys(settings)
+    runtime = ServiceRuntime(definitions()[service], settings, keys, bus)
+    await runtime.open()
+    await runtime.setup_projections()
+    await runtime.producer().start()
+    all_equal = True
+    try:
+        for projection in runtime.projections():
+            differences = await rebuild(runtime, projection, until)
+            print_table(service, projection.name, differences)
+            all_equal = all_equal and all(d.equal for d in differences)
+    finally:
+        await runtime.close()
+        await keys.db.close()
+    return all_equal
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="saldo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    embedded = sub.add_parser("embedded", help="run all services in one process")
+    embedded.add_argument("--host", default="127.0.0.1")
+    embedded.add_argument("--port", type=int, default=8000)
+    serve = sub.add_parser("serve", help="run one service (distributed mode)")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, required=True)
+    serve.add_argument("--no-relay", action="store_true")
+    serve.add_argument("--no-consumers", action="store_true")
+    for name in ("relay", "consume"):
+        p = sub.add_parser(name, help=f"run only the {name} loop of one service")
+        p.add_argument("service", choices=SERVICES)
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys.add_argument("action", choices=["create"])
+    keys.add_argument("--business-unit", required=True)
+    keys.add_argument("--roles", default="operator", help=f"comma-separated: {', '.join(ROLES)}")
+    keys.add_argument("--name", default="")
+    rebuild = sub.add_parser("rebuild", help="rebuild projections from offset 0 and compare")
+    rebuild.add_argument("service", choices=SERVICES)
+    rebuild.add_argument("--until", type=datetime.fromisoformat, default=None,
+                         help="only events that occurred at or before this ISO instant")
+    args = parser.parse_args(argv)
+
+    if args.command == "embedded":
+        settings = Settings.from_env({**_env(), "SALDO_MODE": "embedded"})
+        _serve(host_app(settings, list(SERVICES), announce=True), args.host, args.port)
+        return
+    settings = Settings.from_env()
+    if args.command == "serve":
+        app = host_app(settings, [args.service], not args.no_relay, not args.no_consumers)
+        _serve(app, args.host, args.port)
+    elif args.command in ("relay", "consume"):
+        relay = args.command == "relay"
+        asyncio.run(_run_background(settings, args.service, relay=relay, consumers=not relay))
+    elif args.command == "keys":
+        roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+        print(asyncio.run(_create_key(settings, args.business_unit, roles, args.name)))
+    elif args.command == "rebuild":
+        equal = asyncio.run(_rebuild(settings, args.service, args.until))
+        sys.exit(0 if equal else 1)
+
+
+def _env() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+if __name__ == "__main__":
+    main()

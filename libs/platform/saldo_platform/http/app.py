@@ -1,0 +1,85 @@
+"""The FastAPI app of one service: routes under /v1, problems, idempotency, tracing, OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from opentelemetry import trace
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from saldo_platform import telemetry
+from saldo_platform.http import problems
+from saldo_platform.http.idempotency import IdempotencyMiddleware, IdempotencyStore
+from saldo_platform.sql import Database
+
+
+class TracingMiddleware:
+    """A server span per request, continuing the caller's W3C `traceparent` if it sent one."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        with telemetry.tracer.start_as_current_span(
+            f"{scope['method']} /{self.service}{scope['path']}",
+            context=telemetry.context_from(headers.get("traceparent")),
+            kind=trace.SpanKind.SERVER,
+            attributes={"http.request.method": scope["method"], "url.path": scope["path"],
+                        "saldo.service": self.service},
+        ) as span:
+
+            async def send_with_status(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    span.set_attribute("http.response.status_code", message["status"])
+                await send(message)
+
+            if scope["method"] == "POST":
+                telemetry.commands_counter.add(1, {"service": self.service})
+            await self.app(scope, receive, send_with_status)
+
+
+def create_api(service: str, router: APIRouter, state: dict[str, Any], db: Database) -> FastAPI:
+    api = FastAPI(
+        title=f"Saldo {service}",
+        version="1",
+        description=f"The {service} service of Saldo. Every POST needs an Idempotency-Key header.",
+    )
+    for name, value in state.items():
+        setattr(api.state, name, value)
+    problems.install(api)
+    api.include_router(router, prefix="/v1")
+
+    @api.get("/health", tags=["health"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    api.add_middleware(IdempotencyMiddleware, store=IdempotencyStore(db))
+    api.add_middleware(TracingMiddleware, service=service)
+    return api
+
+
+def state(request: Request, name: str) -> Any:
+    return getattr(request.app.state, name)
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def if_match_version(request: Request) -> int | None:
+    """The aggregate version the client last saw (`If-Match: "3"`), if it sent one."""
+    raw = request.headers.get("if-match")
+    if not raw or raw.strip() == "*":
+        return None
+    try:
+        return int(raw.strip().removeprefix("W/").strip('"'))
+    except ValueError:
+        from saldo_platform.errors import PreconditionFailed
+
+        raise PreconditionFailed(f"If-Match must be an ETag from this API, like '\"3\"'; got {raw!r}") from None

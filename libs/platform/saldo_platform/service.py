@@ -1,0 +1,155 @@
+"""What a service is made of, and how its parts are started in either mode.
+
+Each service's `bootstrap.py` returns a `ServiceDefinition`; this module is the one place
+where settings become databases, the event store, the bus, the relay and the consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from saldo_platform import telemetry
+from saldo_platform.bus import Consumer, KafkaConsumer, KafkaProducer, LocalBus, Producer, ensure_topics
+from saldo_platform.consumer import ConsumerRunner, dead_letter_topic
+from saldo_platform.eventstore import EventStoreApplication
+from saldo_platform.http.app import create_api
+from saldo_platform.http.auth import ApiKeys
+from saldo_platform.http.idempotency import IdempotencyStore
+from saldo_platform.policy import Policy
+from saldo_platform.projection import Projection
+from saldo_platform.relay import Relay, ToIntegration
+from saldo_platform.settings import Settings
+from saldo_platform.sql import Database, open_database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    application: Callable[[str], EventStoreApplication]
+    router: APIRouter
+    to_integration: ToIntegration
+    # (projection class, names of the services whose topics it reads)
+    projections: Sequence[tuple[type[Projection], Sequence[str]]] = ()
+    policies: Sequence[tuple[type[Policy], Sequence[str]]] = ()
+    extra_state: dict[str, Any] = field(default_factory=dict)
+
+
+class ServiceRuntime:
+    """One service's database, event store, API, relay and consumers."""
+
+    def __init__(self, definition: ServiceDefinition, settings: Settings,
+                 api_keys: ApiKeys, bus: LocalBus | None = None) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.api_keys = api_keys
+        self.bus = bus
+        self.name = definition.name
+        self.db: Database = open_database(settings.service_database(self.name))
+        self.application: EventStoreApplication | None = None
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._producer: Producer | None = None
+
+    async def open(self) -> None:
+        telemetry.setup(f"saldo-{self.name}")
+        await self.db.connect()  # creates the service's PostgreSQL database if needed
+        await IdempotencyStore(self.db).setup()
+        self.application = await asyncio.to_thread(
+            self.definition.application, self.settings.service_database(self.name)
+        )
+
+    def api(self) -> FastAPI:
+        assert self.application is not None, "open() first"
+        state = {"application": self.application, "db": self.db, "api_keys": self.api_keys,
+                 "settings": self.settings, **self.definition.extra_state}
+        return create_api(self.name, self.definition.router, state, self.db)
+
+    def projections(self, suffix: str = "") -> list[Projection]:
+        return [cls(self.db, [self.settings.topic(s) for s in sources], suffix)
+                for cls, sources in self.definition.projections]
+
+    def policies(self) -> list[Policy]:
+        assert self.application is not None
+        return [cls(self.application, [self.settings.topic(s) for s in sources])
+                for cls, sources in self.definition.policies]
+
+    async def setup_projections(self) -> None:
+        """Create read-model tables, so queries work before the first event arrives."""
+        for projection in self.projections():
+            await projection.setup()
+
+    def producer(self) -> Producer:
+        if self._producer is None:
+            if self.bus is not None:
+                self._producer = self.bus.producer()
+            else:
+                assert self.settings.kafka_bootstrap
+                self._producer = KafkaProducer(self.settings.kafka_bootstrap, f"saldo-{self.name}")
+        return self._producer
+
+    def consumer(self, handler_name: str) -> Consumer:
+        if self.bus is not None:
+            return self.bus.consumer()
+        assert self.settings.kafka_bootstrap
+        group = f"{self.settings.topic_prefix}.{self.name}.{handler_name}"
+        return KafkaConsumer(self.settings.kafka_bootstrap, group)
+
+    async def start(self, relay: bool = True, consumers: bool = True) -> None:
+        """Run the relay and/or consumers in the background of the current event loop."""
+        assert self.application is not None
+        await self.setup_projections()
+        if self.bus is None and self.settings.kafka_bootstrap:
+            topics = [self.settings.topic(s) for s in _all_services()]
+            await ensure_topics(self.settings.kafka_bootstrap,
+                                topics + [dead_letter_topic(t) for t in topics])
+        producer = self.producer()
+        await producer.start()
+        if relay:
+            self._spawn(Relay(self.name, self.application, self.db, producer,
+                              self.settings.topic(self.name), self.definition.to_integration).run)
+        if consumers:
+            for handler in [*self.projections(), *self.policies()]:
+                runner = ConsumerRunner(handler, self.consumer(handler.name), producer)
+                self._spawn(runner.run)
+
+    def _spawn(self, run: Callable[[asyncio.Event], Any]) -> None:
+        async def guarded() -> None:
+            # A crashed loop is restarted after a pause rather than leaving the service half-alive.
+            while not self._stopping.is_set():
+                try:
+                    await run(self._stopping)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("%s: background loop failed; restarting in 2 s", self.name)
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), 2.0)
+
+        self._tasks.append(asyncio.create_task(guarded()))
+
+    async def close(self) -> None:
+        self._stopping.set()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+        if self._producer is not None:
+            await self._producer.stop()
+        await self.db.close()
+        if self.application is not None:
+            self.application.close()
+
+
+def _all_services() -> tuple[str, ...]:
+    from saldo_platform.settings import SERVICES
+
+    return SERVICES

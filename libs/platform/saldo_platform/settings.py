@@ -1,0 +1,69 @@
+"""Settings from `SALDO_*` environment variables: the mode is chosen here, never by code edits."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVICES = ("invoicing", "payments", "refunds", "payouts", "accounting-sync")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # "embedded": SQLite files + in-process bus; "distributed": PostgreSQL + Kafka.
+    mode: str
+    var_dir: Path
+    # A server URL (…/postgres); each service gets its own database `saldo_<service>` on it.
+    database_url: str | None
+    # Optional prefix so several test runs can share one server without colliding.
+    database_prefix: str
+    kafka_bootstrap: str | None
+    topic_prefix: str
+    auth_database: str
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+        mode = e.get("SALDO_MODE", "embedded")
+        if mode not in ("embedded", "distributed"):
+            raise ValueError(f"SALDO_MODE must be 'embedded' or 'distributed', not {mode!r}")
+        var_dir = Path(e.get("SALDO_VAR_DIR", "var")).resolve()
+        database_url = e.get("SALDO_DATABASE_URL")
+        kafka = e.get("SALDO_KAFKA_BOOTSTRAP")
+        if mode == "distributed" and not (database_url and kafka):
+            raise ValueError("distributed mode needs SALDO_DATABASE_URL and SALDO_KAFKA_BOOTSTRAP")
+        prefix = e.get("SALDO_DATABASE_PREFIX", "saldo")
+        auth_default = (
+            database_name_url(database_url, f"{prefix}_auth")
+            if mode == "distributed" and database_url
+            else f"sqlite:{var_dir / 'auth.sqlite'}"
+        )
+        return cls(
+            mode=mode,
+            var_dir=var_dir,
+            database_url=database_url,
+            database_prefix=prefix,
+            kafka_bootstrap=kafka,
+            topic_prefix=e.get("SALDO_TOPIC_PREFIX", "saldo"),
+            auth_database=e.get("SALDO_AUTH_DATABASE", auth_default),
+        )
+
+    def topic(self, service: str) -> str:
+        return f"{self.topic_prefix}.{service}.v1"
+
+    def service_database(self, service: str) -> str:
+        """Where a service keeps its events, read models, offsets and idempotency keys."""
+        if self.mode == "embedded":
+            return f"sqlite:{self.var_dir / (service + '.sqlite')}"
+        assert self.database_url
+        return database_name_url(self.database_url, self.database_name(service))
+
+    def database_name(self, service: str) -> str:
+        return f"{self.database_prefix}_{service.replace('-', '_')}"
+
+
+def database_name_url(server_url: str, name: str) -> str:
+    """The same server URL with another database name."""
+    head, _, _ = server_url.rpartition("/")
+    return f"{head}/{name}"

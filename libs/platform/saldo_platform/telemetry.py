@@ -1,0 +1,117 @@
+"""OpenTelemetry: one trace from the HTTP request through the event store and Kafka to consumers.
+
+Exporters come from the standard `OTEL_*` variables (OTLP over HTTP when
+`OTEL_EXPORTER_OTLP_ENDPOINT` is set). `SALDO_TRACE_FILE` additionally writes finished
+spans as JSON lines, which is how tests and operators without a collector can look at traces.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+_propagator = TraceContextTextMapPropagator()
+_configured = False
+_lock = threading.Lock()
+
+tracer = trace.get_tracer("saldo")
+meter = metrics.get_meter("saldo")
+commands_counter = meter.create_counter("saldo.commands", description="HTTP commands handled")
+relayed_counter = meter.create_counter("saldo.events.relayed", description="Events published")
+consumed_counter = meter.create_counter("saldo.events.consumed", description="Events applied")
+dead_letter_counter = meter.create_counter("saldo.events.dead_lettered")
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = []
+        for span in spans:
+            ctx = span.get_span_context()
+            lines.append(json.dumps({
+                "name": span.name,
+                "trace_id": format(ctx.trace_id, "032x"),
+                "span_id": format(ctx.span_id, "016x"),
+                "parent_span_id": format(span.parent.span_id, "016x") if span.parent else None,
+                "service": span.resource.attributes.get("service.name"),
+                "attributes": {k: str(v) for k, v in (span.attributes or {}).items()},
+            }))
+        with self._lock, open(self._path, "a", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in lines))
+        return SpanExportResult.SUCCESS
+
+
+def setup(service_name: str) -> None:
+    """Install the tracer provider once per process (the embedded mode shares one)."""
+    global _configured
+    with _lock:
+        if _configured:
+            return
+        _configured = True
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if path := os.environ.get("SALDO_TRACE_FILE"):
+        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
+    trace.set_tracer_provider(provider)
+    _configure_logging()
+
+
+def current_traceparent() -> str | None:
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get("traceparent")
+
+
+def context_from(traceparent: str | None) -> Context | None:
+    if not traceparent:
+        return None
+    return _propagator.extract({"traceparent": traceparent})
+
+
+class _TraceIds(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        ctx = trace.get_current_span().get_span_context()
+        record.trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else "-"
+        return True
+
+
+def _configure_logging() -> None:
+    level = os.environ.get("SALDO_LOG_LEVEL", "INFO").upper()
+    handler = logging.StreamHandler()
+    handler.addFilter(_TraceIds())
+    handler.setFormatter(logging.Formatter(
+        '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s",'
+        '"trace_id":"%(trace_id)s","message":%(message_json)s}'
+    ))
+    handler.addFilter(_json_message)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+
+
+def _json_message(record: Any) -> bool:
+    record.message_json = json.dumps(record.getMessage())
+    return True

@@ -1,0 +1,1 @@
+"""Accounting sync: double-entry postings of every financial event."""

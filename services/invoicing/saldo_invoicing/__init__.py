@@ -1,0 +1,1 @@
+"""Invoicing: customers' invoices, credit notes and their numbering."""

@@ -1,0 +1,50 @@
+"""Invoicing commands: one method per command — load, call one aggregate method, save."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from uuid import UUID, uuid4
+
+from eventsourcing.persistence import IntegrityError
+
+from saldo_invoicing.domain import Invoice, InvoiceNumbers
+from saldo_platform.errors import DomainRuleViolated, PreconditionFailed
+from saldo_platform.eventstore import EventStoreApplication
+
+
+class InvoicingApplication(EventStoreApplication):
+    name = "invoicing"
+
+    def issue_invoice(self, business_unit: str, customer_id: str, currency: str,
+                      lines: list[dict[str, Any]], due_date: date) -> Invoice:
+        if not lines:
+            raise DomainRuleViolated("an invoice needs at least one line")
+        if sum(line["amount"] for line in lines) <= 0:
+            raise DomainRuleViolated("an invoice's total must be positive")
+        for attempt in range(10):
+            numbers = self.get_or_none(InvoiceNumbers.create_id(business_unit))
+            if numbers is None:
+                numbers = InvoiceNumbers(business_unit)
+            numbers.take()
+            invoice = Invoice(business_unit, numbers.last, customer_id, currency, lines, due_date)
+            try:
+                self.save(numbers, invoice)
+                return invoice
+            except IntegrityError:
+                # Another invoice took this number at the same moment: take the next one.
+                if attempt == 9:
+                    raise
+        raise AssertionError("unreachable")
+
+    def issue_credit_note(self, business_unit: str, invoice_id: UUID, amount: int, reason: str,
+                          expected_version: int | None = None) -> tuple[Invoice, UUID]:
+        invoice: Invoice = self.get_owned(invoice_id, business_unit, Invoice)
+        if expected_version is not None and invoice.version != expected_version:
+            raise PreconditionFailed(
+                f"invoice {invoice.number} is at version {invoice.version}, not {expected_version}"
+            )
+        credit_note_id = uuid4()
+        invoice.issue_credit_note(credit_note_id, amount, reason)
+        self.save(invoice)
+        return invoice, credit_note_id

@@ -1,0 +1,52 @@
+"""The invoices read model: what the operators' invoice overview shows (rules I2, I3)."""
+
+from __future__ import annotations
+
+from saldo_events import invoicing, payments
+from saldo_events.envelope import IntegrationEvent
+from saldo_platform.projection import Projection
+from saldo_platform.sql import Executor
+
+
+class InvoicesProjection(Projection):
+    name = "invoicing.invoices"
+    schema = {
+        "invoices": """(
+            invoice_id TEXT PRIMARY KEY, business_unit TEXT NOT NULL, number BIGINT NOT NULL,
+            customer_id TEXT NOT NULL, currency TEXT NOT NULL, total BIGINT NOT NULL,
+            credited BIGINT NOT NULL, paid BIGINT NOT NULL, due_date TEXT NOT NULL,
+            issued_at TEXT NOT NULL, version BIGINT NOT NULL)""",
+    }
+
+    async def project(self, tx: Executor, event: IntegrationEvent) -> None:
+        if isinstance(event, invoicing.InvoiceIssued):
+            await tx.execute(self.sql(
+                "INSERT INTO {invoices} (invoice_id, business_unit, number, customer_id, currency,"
+                " total, credited, paid, due_date, issued_at, version)"
+                " VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $8, $9) ON CONFLICT DO NOTHING"),
+                str(event.invoice_id), event.business_unit, event.number, event.customer_id,
+                event.total.currency, event.total.amount, event.due_date.isoformat(),
+                event.occurred_at.isoformat(), event.aggregate_version,
+            )
+        elif isinstance(event, invoicing.CreditNoteIssued):
+            await tx.execute(self.sql(
+                "UPDATE {invoices} SET credited = credited + $2, version = $3 WHERE invoice_id = $1"),
+                str(event.invoice_id), event.amount.amount, event.aggregate_version,
+            )
+        elif isinstance(event, payments.PaymentAllocated):
+            await tx.execute(self.sql("UPDATE {invoices} SET paid = paid + $2 WHERE invoice_id = $1"),
+                             str(event.invoice_id), event.amount.amount)
+        elif isinstance(event, payments.AmountReleased):
+            await tx.execute(self.sql("UPDATE {invoices} SET paid = paid - $2 WHERE invoice_id = $1"),
+                             str(event.invoice_id), event.amount.amount)
+
+
+def status(row: dict[str, int]) -> str:
+    """open, partially_paid, paid or credited (rule I2); a credit note settles its part (I3)."""
+    if row["credited"] >= row["total"]:
+        return "credited"
+    if row["paid"] + row["credited"] >= row["total"]:
+        return "paid"
+    if row["paid"] > 0:
+        return "partially_paid"
+    return "open"

@@ -1,0 +1,1 @@
+"""Payments: received payments, their allocation to invoices, and released amounts."""

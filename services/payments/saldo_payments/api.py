@@ -1,0 +1,102 @@
+"""Payments HTTP routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from starlette.concurrency import run_in_threadpool
+
+from saldo_events.payments import PaymentMethod
+from saldo_payments.application import PaymentsApplication
+from saldo_platform.context import Context
+from saldo_platform.errors import DomainRuleViolated, NotFound
+from saldo_platform.http.app import etag, state
+from saldo_platform.http.auth import OPERATOR, READER, requires
+from saldo_platform.http.pages import Page, Paging, page_query
+
+router = APIRouter(tags=["payments"])
+Operator = Annotated[Context, Depends(requires(*OPERATOR))]
+Reader = Annotated[Context, Depends(requires(*READER))]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AllocationIn(Body):
+    invoice_id: UUID
+    amount: StrictInt = Field(gt=0)
+
+
+class ReceivePayment(Body):
+    customer_id: str = Field(min_length=1, max_length=100)
+    method: PaymentMethod
+    amount: StrictInt = Field(gt=0, description="minor units")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    received_at: AwareDatetime
+    provider_reference: str | None = Field(default=None, max_length=200)
+    allocations: list[AllocationIn] = Field(default_factory=list, max_length=100)
+
+
+@router.post("/payments", status_code=201)
+async def receive_payment(body: ReceivePayment, who: Operator, request: Request,
+                          response: Response) -> dict[str, Any]:
+    db = state(request, "db")
+    for allocation in body.allocations:
+        invoice = await db.fetchrow(
+            "SELECT currency FROM known_invoices WHERE invoice_id = $1 AND business_unit = $2",
+            str(allocation.invoice_id), who.business_unit,
+        )
+        if invoice is None:
+            raise NotFound(f"invoice {allocation.invoice_id} is not known to payments (yet)")
+        if invoice["currency"] != body.currency:
+            raise DomainRuleViolated(
+                f"invoice {allocation.invoice_id} is in {invoice['currency']}, the payment in "
+                f"{body.currency}: amounts in different currencies cannot be combined (rule M1)"
+            )
+    application: PaymentsApplication = state(request, "application")
+    payment = await run_in_threadpool(
+        application.receive_payment, who.business_unit, body.customer_id, body.method,
+        body.amount, body.currency, body.received_at, body.provider_reference,
+        [(a.invoice_id, a.amount) for a in body.allocations],
+    )
+    response.headers["ETag"] = etag(payment.version)
+    response.headers["Location"] = f"v1/payments/{payment.id}"
+    return {"id": str(payment.id), "amount": {"amount": payment.amount, "currency": payment.currency},
+            "unallocated": payment.unallocated, "version": payment.version}
+
+
+def _payment(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["payment_id"], "customer_id": row["customer_id"], "method": row["method"],
+            "amount": {"amount": row["amount"], "currency": row["currency"]},
+            "allocated": row["allocated"], "unallocated": row["amount"] - row["allocated"],
+            "received_at": row["received_at"], "provider_reference": row["provider_reference"],
+            "version": row["version"]}
+
+
+@router.get("/payments/{payment_id}")
+async def get_payment(payment_id: UUID, who: Reader, request: Request, response: Response) -> dict[str, Any]:
+    row = await state(request, "db").fetchrow(
+        "SELECT * FROM payments WHERE payment_id = $1 AND business_unit = $2",
+        str(payment_id), who.business_unit,
+    )
+    if row is None:
+        raise NotFound(f"payment {payment_id} not found")
+    response.headers["ETag"] = etag(row["version"])
+    return _payment(row)
+
+
+@router.get("/payments")
+async def list_payments(who: Reader, request: Request,
+                        paging: Annotated[Paging, Depends(page_query)],
+                        customer_id: str | None = None) -> Page:
+    rows = await state(request, "db").fetch(
+        "SELECT * FROM payments WHERE business_unit = $1 AND ($2 = '' OR customer_id = $2)"
+        " AND payment_id > $3 ORDER BY payment_id LIMIT $4",
+        who.business_unit, customer_id or "", paging.after or "", paging.limit + 1,
+    )
+    return Page.of([_payment(r) for r in rows], paging.limit, cursor=lambda r: r["id"])

@@ -1,0 +1,19 @@
+"""Wires the payments service."""
+
+from saldo_payments.api import router
+from saldo_payments.application import PaymentsApplication
+from saldo_payments.integration import to_integration
+from saldo_payments.policies import ReleaseOnCreditNote
+from saldo_payments.projections import PaymentsProjection
+from saldo_platform.service import ServiceDefinition
+
+
+def definition() -> ServiceDefinition:
+    return ServiceDefinition(
+        name="payments",
+        application=PaymentsApplication,
+        router=router,
+        to_integration=to_integration,
+        projections=[(PaymentsProjection, ["payments", "invoicing"])],
+        policies=[(ReleaseOnCreditNote, ["invoicing"])],
+    )

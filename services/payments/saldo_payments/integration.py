@@ -1,0 +1,31 @@
+"""Which domain events are published, and as what."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from saldo_events import payments as contracts
+from saldo_events.envelope import IntegrationEvent, Money
+from saldo_payments.domain import Payment
+from saldo_platform.relay import envelope
+
+
+def to_integration(e: Any) -> IntegrationEvent | None:
+    if isinstance(e, Payment.Received):
+        return contracts.PaymentReceived(
+            **envelope(e), payment_id=e.originator_id, customer_id=e.customer_id,
+            method=e.method, amount=Money(amount=e.amount, currency=e.currency),
+            received_at=e.received_at, provider_reference=e.provider_reference,
+        )
+    if isinstance(e, Payment.Allocated):
+        return contracts.PaymentAllocated(
+            **envelope(e), payment_id=e.originator_id, invoice_id=e.invoice_id,
+            amount=Money(amount=e.amount, currency=e.currency),
+        )
+    if isinstance(e, Payment.AmountReleased):
+        return contracts.AmountReleased(
+            **envelope(e), payment_id=e.originator_id, invoice_id=e.invoice_id,
+            credit_note_id=e.credit_note_id, customer_id=e.customer_id,
+            amount=Money(amount=e.amount, currency=e.currency),
+        )
+    return None

@@ -1,0 +1,1 @@
+"""Payouts: bank payout drafts, and marking them paid out."""

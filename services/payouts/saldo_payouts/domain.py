@@ -1,0 +1,49 @@
+"""Bank payouts. No I/O here."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import event
+
+from saldo_platform.errors import Conflict
+from saldo_platform.eventstore import SaldoAggregate
+
+
+class Payout(SaldoAggregate):
+    """A bank payout of one refund. It starts as a draft, outside the accounting (rule B1)."""
+
+    @staticmethod
+    def create_id(refund_id: UUID) -> UUID:
+        return uuid5(NAMESPACE_URL, f"saldo:payout:{refund_id}")
+
+    @event("Drafted")
+    def __init__(self, business_unit: str, refund_id: UUID, customer_id: str, amount: int,
+                 currency: str, bank_account: dict[str, Any] | None) -> None:
+        self.business_unit = business_unit
+        self.refund_id = refund_id
+        self.customer_id = customer_id
+        self.amount = amount
+        self.currency = currency
+        self.bank_account = bank_account
+        self.status = "draft"
+
+    @property
+    def ready(self) -> bool:
+        """Ready for a payout file once the customer's bank account is known (rule B2)."""
+        return self.status == "draft" and bool(self.bank_account)
+
+    def mark_paid_out(self, today: date) -> None:
+        """Ends the draft; posting and bank date are today (rules B4, M2)."""
+        if self.status != "draft":
+            raise Conflict(f"payout {self.id} is already {self.status.replace('_', ' ')}")
+        self._marked_paid(self.refund_id, self.customer_id, self.amount, self.currency, today, today)
+
+    @event("MarkedPaid")
+    def _marked_paid(self, refund_id: UUID, customer_id: str, amount: int, currency: str,
+                     posting_date: date, bank_date: date) -> None:
+        self.status = "paid_out"
+        self.posting_date = posting_date
+        self.bank_date = bank_date

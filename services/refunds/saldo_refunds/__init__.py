@@ -1,0 +1,1 @@
+"""Refunds: giving money back from a payment through the right channel."""

@@ -1,0 +1,95 @@
+"""Refunds and what the refunds service knows of each payment. No I/O here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import event
+
+from saldo_platform.errors import DomainRuleViolated
+from saldo_platform.eventstore import SaldoAggregate
+
+
+class PaymentAccount(SaldoAggregate):
+    """A payment as the refunds service sees it: how much of it may still be refunded (rule P3).
+
+    Every refund reserves its amount here in the same transaction as the refund is created, so
+    two operators refunding at once conflict on this aggregate's version: one of them gets a
+    409 and, retrying, sees the smaller refundable amount. The customer is never paid twice.
+    """
+
+    @staticmethod
+    def create_id(payment_id: UUID) -> UUID:
+        return uuid5(NAMESPACE_URL, f"saldo:refundable:{payment_id}")
+
+    @event("Opened")
+    def __init__(self, business_unit: str, payment_id: UUID, customer_id: str, method: str,
+                 amount: int, currency: str, received_at: datetime) -> None:
+        self.business_unit = business_unit
+        self.payment_id = payment_id
+        self.customer_id = customer_id
+        self.method = method
+        self.amount = amount
+        self.currency = currency
+        self.received_at = received_at
+        self.allocated = 0
+        self.in_progress = 0
+        self.refunded = 0
+        self.seen: list[str] = []  # payment events already counted (they may come twice)
+
+    @property
+    def refundable(self) -> int:
+        """Unallocated − refunds in progress − refunded; never below zero (rule P3)."""
+        return max(0, self.amount - self.allocated - self.in_progress - self.refunded)
+
+    def note_allocation_change(self, source_event_id: UUID, delta: int) -> bool:
+        if str(source_event_id) in self.seen:
+            return False
+        self._allocation_changed(str(source_event_id), delta)
+        return True
+
+    @event("AllocationChanged")
+    def _allocation_changed(self, source_event_id: str, delta: int) -> None:
+        self.allocated += delta
+        self.seen.append(source_event_id)
+
+    def reserve(self, refund_id: UUID, amount: int) -> None:
+        if amount <= 0:
+            raise DomainRuleViolated("a refund's amount must be positive")
+        if amount > self.refundable:
+            raise DomainRuleViolated(
+                f"payment {self.payment_id} has {self.refundable} {self.currency} refundable; "
+                f"a refund of {amount} is more than that"
+            )
+        self._reserved(refund_id, amount)
+
+    @event("Reserved")
+    def _reserved(self, refund_id: UUID, amount: int) -> None:
+        self.in_progress += amount
+
+
+class Refund(SaldoAggregate):
+    @event("Requested")
+    def __init__(self, business_unit: str, payment_id: UUID, customer_id: str, amount: int,
+                 currency: str, channel: str, reason: str, bank_account: dict[str, Any] | None) -> None:
+        self.business_unit = business_unit
+        self.payment_id = payment_id
+        self.customer_id = customer_id
+        self.amount = amount
+        self.currency = currency
+        self.channel = channel
+        self.reason = reason
+        self.bank_account = bank_account
+        self.status = "requested"
+
+    def draft_bank_payout(self) -> None:
+        """Handed to the payouts service as a draft bank payout (rule B1)."""
+        self._drafted(self.payment_id, self.customer_id, self.amount, self.currency, self.reason,
+                      self.bank_account)
+
+    @event("Drafted")
+    def _drafted(self, payment_id: UUID, customer_id: str, amount: int, currency: str, reason: str,
+                 bank_account: dict[str, Any] | None) -> None:
+        self.status = "drafted"
