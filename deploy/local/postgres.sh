@@ -69,7 +69,7 @@ start() {
   fi
   local deadline=$((SECONDS + 60))
   until pg_isready -q -h 127.0.0.1 -p "$PORT"; do
-    ((SECONDS < deadline)) || { log "not ready after 60 s"; exit 1; }
+    ((SECONDS < deadline)) || { log "not ready on port $PORT after 60 s (already running on another port? stop it first)"; exit 1; }
     sleep 0.2
   done
   # Idempotent; runs over the local socket with peer auth as `postgres`.

@@ -1,0 +1,59 @@
+"""Where the tests' PostgreSQL and Kafka come from, in the order DESIGN.md gives:
+
+1. `SALDO_DATABASE_URL` / `SALDO_KAFKA_BOOTSTRAP` when set;
+2. testcontainers, when a Docker engine answers;
+3. otherwise the servers `deploy/local/up.sh` starts from Debian's and Maven Central's packages.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Servers:
+    database_url: str
+    kafka_bootstrap: str
+    source: str
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@contextmanager
+def servers() -> Iterator[Servers]:
+    url, kafka = os.environ.get("SALDO_DATABASE_URL"), os.environ.get("SALDO_KAFKA_BOOTSTRAP")
+    if url and kafka:
+        yield Servers(url, kafka, "environment")
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16") as pg, KafkaContainer("apache/kafka:4.1.0").with_kraft() as kc:
+            db = pg.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")
+            yield Servers(db, kc.get_bootstrap_server(), "testcontainers")
+        return
+    started = subprocess.run(
+        [str(ROOT / "deploy/local/up.sh")], check=True, capture_output=True, text=True
+    )
+    found = dict(line.split("=", 1) for line in started.stdout.split() if "=" in line)
+    try:
+        yield Servers(found["SALDO_DATABASE_URL"], found["SALDO_KAFKA_BOOTSTRAP"], "deploy/local")
+    finally:
+        if os.environ.get("SALDO_KEEP_SERVERS") != "1":
+            subprocess.run([str(ROOT / "deploy/local/down.sh")], check=False, capture_output=True)

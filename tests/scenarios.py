@@ -1,0 +1,109 @@
+"""Scenarios that read like what an operator does, used by several tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support import Saldo, eventually
+
+
+async def issue_invoice(saldo: Saldo, amount: int = 49900, unit: str = "bu_a",
+                        customer: str = "cust-1") -> dict[str, Any]:
+    response = await saldo.post("invoicing", "/v1/invoices", {
+        "customer_id": customer, "currency": "DKK", "due_date": "2026-12-31",
+        "lines": [{"description": "Magazine, 12 months", "amount": amount}],
+    }, business_unit=unit)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def pay_invoice(saldo: Saldo, invoice: dict[str, Any], unit: str = "bu_a") -> dict[str, Any]:
+    body = {
+        "customer_id": invoice["customer_id"], "method": "card",
+        "amount": invoice["total"]["amount"], "currency": "DKK",
+        "received_at": "2026-11-20T10:00:00Z", "provider_reference": "qp-1001",
+        "allocations": [{"invoice_id": invoice["id"], "amount": invoice["total"]["amount"]}],
+    }
+
+    async def accepted() -> Any:
+        # 404 until payments has heard of the invoice (InvoiceIssued over the bus).
+        response = await saldo.post("payments", "/v1/payments", body, business_unit=unit)
+        return response if response.status_code != 404 else None
+
+    response = await eventually(accepted, what="payments to accept the allocation")
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def walking_skeleton(saldo: Saldo) -> dict[str, Any]:
+    """Invoice → card payment → credit note releases it → bank refund → payout → paid → postings."""
+    invoice = await issue_invoice(saldo)
+    payment = await pay_invoice(saldo, invoice)
+    paid = await eventually(
+        lambda: _with(saldo, "invoicing", f"/v1/invoices/{invoice['id']}", status="paid"),
+        what="the invoice to show as paid")
+    assert paid["paid"] == 49900
+
+    credit = await saldo.post("invoicing", f"/v1/invoices/{invoice['id']}/credit-notes",
+                              {"amount": 49900, "reason": "subscription stopped"})
+    assert credit.status_code == 201, credit.text
+
+    released = await eventually(
+        lambda: _with(saldo, "payments", f"/v1/payments/{payment['id']}", unallocated=49900),
+        what="payments to release the credited amount (AmountReleased)")
+    assert released["allocated"] == 0
+    await eventually(
+        lambda: _with(saldo, "refunds", f"/v1/payments/{payment['id']}/refundable", refundable=49900),
+        what="refunds to see the released amount as refundable")
+
+    refund = await saldo.post("refunds", "/v1/refunds", {
+        "payment_id": payment["id"], "amount": 49900, "reason": "subscription stopped",
+        "channel": "bank",
+        "bank_account": {"registration_number": "1234", "account_number": "0001234567"},
+    })
+    assert refund.status_code == 201, refund.text
+    assert refund.json()["status"] == "drafted"
+
+    async def ready_payout() -> dict[str, Any] | None:
+        items = (await saldo.get("payouts", "/v1/payouts/ready")).json()["items"]
+        return next((p for p in items if p["refund_id"] == refund.json()["id"]), None)
+
+    payout = await eventually(ready_payout, what="a payout under 'Refunds ready for bank payout'")
+    assert payout["amount"] == {"amount": 49900, "currency": "DKK"}
+    assert payout["status"] == "draft"
+
+    marked = await saldo.post("payouts", f"/v1/payouts/{payout['id']}/mark-paid-out", {})
+    assert marked.status_code == 200, marked.text
+    assert marked.json()["status"] == "paid_out"
+
+    async def gone_from_ready_list() -> bool:
+        return (await ready_payout()) is None
+
+    await eventually(gone_from_ready_list, what="rule B4: the payout leaves the ready list")
+
+    async def all_posted() -> dict[str, Any] | None:
+        page = (await saldo.get("accounting-sync", "/v1/postings?limit=500")).json()
+        types = sorted(p["source_event_type"] for p in page["items"])
+        expected = sorted(["InvoiceIssued", "PaymentReceived", "PaymentAllocated",
+                           "CreditNoteIssued", "AmountReleased", "PayoutMarkedPaid"])
+        return page if types == expected else None
+
+    postings = await eventually(all_posted, what="a posting for each financial event")
+    for posting in postings["items"]:  # rule A1: each posting balances on its own
+        assert sum(line["debit"] for line in posting["lines"]) == sum(
+            line["credit"] for line in posting["lines"])
+    balance = (await saldo.get("accounting-sync", "/v1/trial-balance")).json()
+    assert balance["balanced"] is True
+    assert balance["currencies"]["DKK"]["total"] == 0
+    assert all(v == 0 for v in balance["currencies"]["DKK"]["accounts"].values())
+
+    final = (await saldo.get("invoicing", f"/v1/invoices/{invoice['id']}")).json()
+    assert final["status"] == "credited"  # rule I2/I3: credited, so no reminders
+    return {"invoice": invoice, "payment": payment, "refund": refund.json(), "payout": payout}
+
+
+async def _with(saldo: Saldo, service: str, path: str, **expected: Any) -> dict[str, Any] | None:
+    found = await saldo.found(service, path)
+    if found and all(found.get(k) == v for k, v in expected.items()):
+        return found
+    return None
