@@ -24,6 +24,14 @@ class Servers:
     source: str
 
 
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _docker_answers() -> bool:
     try:
         import docker
@@ -48,6 +56,8 @@ def servers() -> Iterator[Servers]:
             db = pg.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")
             yield Servers(db, kc.get_bootstrap_server(), "testcontainers")
         return
+    # Servers someone else started (another session, `make infra-up`) are left running.
+    already_running = _listening(55432) and _listening(19092)
     started = subprocess.run(
         [str(ROOT / "deploy/local/up.sh")], check=True, capture_output=True, text=True
     )
@@ -55,5 +65,5 @@ def servers() -> Iterator[Servers]:
     try:
         yield Servers(found["SALDO_DATABASE_URL"], found["SALDO_KAFKA_BOOTSTRAP"], "deploy/local")
     finally:
-        if os.environ.get("SALDO_KEEP_SERVERS") != "1":
+        if not already_running and os.environ.get("SALDO_KEEP_SERVERS") != "1":
             subprocess.run([str(ROOT / "deploy/local/down.sh")], check=False, capture_output=True)

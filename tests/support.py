@@ -112,6 +112,16 @@ class Saldo:
         for process in self.processes.values():
             process.stop()
 
+    async def restart(self, service: str, extra_env: dict[str, str] | None = None) -> None:
+        """Start one service's process again (after it crashed or was killed), same port."""
+        old = self.processes[service]
+        old.stop()
+        port = int(self.base_urls[service].rsplit(":", 1)[1].split("/")[0])
+        process = Process(["serve", service, "--port", str(port)], {**self.env, **(extra_env or {})},
+                          old.log_path).start()
+        self.processes[service] = process
+        await wait_healthy(self.client, self.base_urls[service], process)
+
 
 def create_key(env: dict[str, str], business_unit: str, roles: str = "admin") -> str:
     done = subprocess.run(SALDO + ["keys", "create", "--business-unit", business_unit,
@@ -142,12 +152,15 @@ def distributed_env(database_url: str, kafka: str, tag: str, extra: dict[str, st
 
 
 async def start_distributed(env: dict[str, str], logs: Path, services: tuple[str, ...] = SERVICES,
-                            args: tuple[str, ...] = ()) -> Saldo:
+                            args: tuple[str, ...] = (),
+                            service_env: dict[str, dict[str, str]] | None = None) -> Saldo:
     """Each service as its own OS process (API, relay and consumers), like a deployment."""
     saldo = Saldo({}, {}, env)
     for service in services:
         port = free_port()
-        process = Process(["serve", service, "--port", str(port), *args], env, logs / f"{service}.log")
+        own_env = {**env, **(service_env or {}).get(service, {})}
+        process = Process(["serve", service, "--port", str(port), *args], own_env,
+                          logs / f"{service}.log")
         saldo.processes[service] = process.start()
         saldo.base_urls[service] = f"http://127.0.0.1:{port}/{service}"
     for service in services:

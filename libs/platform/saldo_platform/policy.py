@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from saldo_events.envelope import IntegrationEvent
-from saldo_platform import telemetry
+from saldo_platform import failpoints, telemetry
 from saldo_platform.bus import TP, Message
 from saldo_platform.context import Context, acting
 from saldo_platform.eventstore import EventStoreApplication
@@ -56,8 +56,10 @@ class Policy:
             with acting(context):
                 for attempt in range(5):
                     aggregates = self.react(event)
+                    failpoints.reach("before-commit", self.name, type(event).__name__)
                     try:
                         self.application.save_tracked(tracking, *aggregates)
+                        failpoints.reach("after-commit", self.name, type(event).__name__)
                         return
                     except IntegrityError:
                         # An HTTP command changed the same aggregate meanwhile: load and try again.

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from saldo_events.envelope import IntegrationEvent
+from saldo_platform import failpoints
 from saldo_platform.bus import TP, Message
 from saldo_platform.sql import Database, Executor
 
@@ -72,6 +73,8 @@ class Projection:
             if first_time:  # else: the relay published it twice; same event id
                 await self.project(tx, event)
             await self._store_offset(tx, message)
+            failpoints.reach("before-commit", self.consumer, type(event).__name__)
+        failpoints.reach("after-commit", self.consumer, type(event).__name__)
 
     async def skip(self, message: Message) -> None:
         async with self.db.transaction() as tx:

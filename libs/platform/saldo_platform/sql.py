@@ -215,7 +215,8 @@ async def ensure_postgres_database(url: str) -> None:
         admin = await asyncpg.connect(f"{head}/postgres")
         try:
             await admin.execute(f'CREATE DATABASE "{name}"')
-        except asyncpg.DuplicateDatabaseError:
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            # Another process created it at the same moment.
             pass
         finally:
             await admin.close()
