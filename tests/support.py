@@ -70,11 +70,13 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 
     last: Any = None
     while time.monotonic() < deadline:
         try:
-            last = await probe()
+            result = await probe()
         except (httpx.TransportError, AssertionError) as e:
             last = e
-        if last:
-            return last  # type: ignore[no-any-return]
+        else:
+            if result:
+                return result
+            last = result
         await asyncio.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
 

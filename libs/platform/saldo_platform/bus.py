@@ -135,6 +135,17 @@ async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int =
         await admin.close()
 
 
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """The partition numbers of a topic, as the broker knows them now."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (description,) = await admin.describe_topics([topic])
+        return sorted(p["partition"] for p in description["partitions"])
+    finally:
+        await admin.close()
+
+
 # --- Embedded ----------------------------------------------------------------------------------
 
 

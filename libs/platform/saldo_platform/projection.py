@@ -39,9 +39,9 @@ class Projection:
         return statement.format(**self.tables)
 
     async def setup(self) -> None:
-        await self.db.execute(OFFSETS_SCHEMA)
+        await self.db.create_schema(OFFSETS_SCHEMA)
         for table, columns in self.schema.items():
-            await self.db.execute(f"CREATE TABLE IF NOT EXISTS {self.tables[table]} {columns}")
+            await self.db.create_schema(f"CREATE TABLE IF NOT EXISTS {self.tables[table]} {columns}")
 
     async def drop(self) -> None:
         for table in self.tables.values():

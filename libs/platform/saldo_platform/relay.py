@@ -78,7 +78,7 @@ class Relay:
         return int(value or 0)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        await self.db.execute(RELAY_SCHEMA)
+        await self.db.create_schema(RELAY_SCHEMA)
         loop = asyncio.get_running_loop()
         self.application.on_saved(lambda: loop.call_soon_threadsafe(self._wake.set))
         release = await self._become_the_only_relay()

@@ -32,6 +32,9 @@ class Database(Executor, Protocol):
     async def connect(self) -> None: ...
     async def close(self) -> None: ...
     def transaction(self) -> Any: ...  # async context manager yielding an Executor
+    async def create_schema(self, ddl: str) -> None:
+        """Run `CREATE … IF NOT EXISTS` statements safely while other processes do the same."""
+        ...
 
 
 def open_database(url: str) -> Database:
@@ -68,6 +71,12 @@ class PostgresDatabase:
 
     async def execute(self, sql: str, *args: Any) -> None:
         await self.pool.execute(sql, *args)
+
+    async def create_schema(self, ddl: str) -> None:
+        # Concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL's catalog.
+        async with self.transaction() as tx:
+            await tx.execute("SELECT pg_advisory_xact_lock(hashtext('saldo-schema'))")
+            await tx.execute(ddl)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         return [dict(r) for r in await self.pool.fetch(sql, *args)]
@@ -168,6 +177,9 @@ class SQLiteDatabase:
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         async with self._lock:
             return await _SQLiteExecutor(self.conn).fetch(sql, *args)
+
+    async def create_schema(self, ddl: str) -> None:
+        await self.execute(ddl)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         async with self._lock:

@@ -51,7 +51,7 @@ class ApiKeys:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
     async def setup(self) -> None:
-        await self.db.execute(SCHEMA)
+        await self.db.create_schema(SCHEMA)
 
     async def create(self, business_unit: str, roles: list[str], name: str) -> str:
         unknown = set(roles) - set(ROLES)

@@ -32,41 +32,58 @@ class IdempotencyStore:
         self.db = db
 
     async def setup(self) -> None:
-        await self.db.execute(SCHEMA)
+        await self.db.create_schema(SCHEMA)
         cutoff = (datetime.now(UTC) - KEEP).isoformat()
         await self.db.execute("DELETE FROM idempotency_keys WHERE created_at < $1", cutoff)
 
-    async def claim(self, scope: str, key: str, request_sha256: str) -> dict[str, Any] | None:
-        """None if this request may run; otherwise the row of the earlier request with this key."""
-        now = datetime.now(UTC)
-        claimed = await self.db.fetchval(
-            "INSERT INTO idempotency_keys (scope, key, request_sha256, state, created_at)"
-            " VALUES ($1, $2, $3, 'running', $4) ON CONFLICT DO NOTHING RETURNING 1",
-            scope, key, request_sha256, now.isoformat(),
-        )
-        if claimed:
-            return None
-        taken_over = await self.db.fetchval(
-            "UPDATE idempotency_keys SET created_at = $4 WHERE scope = $1 AND key = $2"
-            " AND request_sha256 = $3 AND state = 'running' AND created_at < $5 RETURNING 1",
-            scope, key, request_sha256, now.isoformat(), (now - ABANDONED).isoformat(),
-        )
-        if taken_over:
-            return None
-        return await self.db.fetchrow(
-            "SELECT request_sha256, state, status, headers, body FROM idempotency_keys"
-            " WHERE scope = $1 AND key = $2", scope, key,
-        )
+    async def claim(self, scope: str, key: str,
+                    request_sha256: str) -> tuple[str | None, dict[str, Any] | None]:
+        """(token, None) if this request may run; otherwise (None, the earlier request's row).
 
-    async def complete(self, scope: str, key: str, status: int, headers: list[list[str]], body: str) -> None:
+        The token (the claim's `created_at`) names this claim, so a request only ever completes
+        or releases its own claim. If the earlier request failed and released the key between
+        our INSERT and our SELECT, we claim again rather than run unclaimed: running unclaimed
+        let two requests with one key both take effect.
+        """
+        for _ in range(5):
+            now = datetime.now(UTC)
+            token = now.isoformat()
+            claimed = await self.db.fetchval(
+                "INSERT INTO idempotency_keys (scope, key, request_sha256, state, created_at)"
+                " VALUES ($1, $2, $3, 'running', $4) ON CONFLICT DO NOTHING RETURNING 1",
+                scope, key, request_sha256, token,
+            )
+            if claimed:
+                return token, None
+            taken_over = await self.db.fetchval(
+                "UPDATE idempotency_keys SET created_at = $4 WHERE scope = $1 AND key = $2"
+                " AND request_sha256 = $3 AND state = 'running' AND created_at < $5 RETURNING 1",
+                scope, key, request_sha256, token, (now - ABANDONED).isoformat(),
+            )
+            if taken_over:
+                return token, None
+            earlier = await self.db.fetchrow(
+                "SELECT request_sha256, state, status, headers, body FROM idempotency_keys"
+                " WHERE scope = $1 AND key = $2", scope, key,
+            )
+            if earlier is not None:
+                return None, earlier
+        # The key keeps being claimed and released by others: answer as if one is running.
+        return None, {"request_sha256": request_sha256, "state": "running"}
+
+    async def complete(self, scope: str, key: str, token: str, status: int,
+                       headers: list[list[str]], body: str) -> None:
         await self.db.execute(
-            "UPDATE idempotency_keys SET state = 'done', status = $3, headers = $4, body = $5"
-            " WHERE scope = $1 AND key = $2",
-            scope, key, status, json.dumps(headers), body,
+            "UPDATE idempotency_keys SET state = 'done', status = $4, headers = $5, body = $6"
+            " WHERE scope = $1 AND key = $2 AND created_at = $3 AND state = 'running'",
+            scope, key, token, status, json.dumps(headers), body,
         )
 
-    async def release(self, scope: str, key: str) -> None:
-        await self.db.execute("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2", scope, key)
+    async def release(self, scope: str, key: str, token: str) -> None:
+        await self.db.execute(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND created_at = $3"
+            " AND state = 'running'", scope, key, token,
+        )
 
 
 def _problem(status: int, title: str, detail: str) -> tuple[int, list[list[str]], str]:
@@ -98,8 +115,9 @@ class IdempotencyMiddleware:
         fingerprint = hashlib.sha256(
             b"\n".join([scope["path"].encode(), scope.get("query_string", b""), body])
         ).hexdigest()
-        earlier = await self.store.claim(caller, key, fingerprint)
-        if earlier is not None:
+        token, earlier = await self.store.claim(caller, key, fingerprint)
+        if token is None:
+            assert earlier is not None
             await _respond(send, *self._answer_for(earlier, fingerprint))
             return
 
@@ -120,13 +138,13 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_body, capture)
         except BaseException:
-            await self.store.release(caller, key)
+            await self.store.release(caller, key, token)
             raise
         text = b"".join(chunks).decode("utf-8", errors="replace")
         if 200 <= status < 300:
-            await self.store.complete(caller, key, status, response_headers, text)
+            await self.store.complete(caller, key, token, status, response_headers, text)
         else:
-            await self.store.release(caller, key)
+            await self.store.release(caller, key, token)
         await _respond(send, status, response_headers, text)
 
     @staticmethod
