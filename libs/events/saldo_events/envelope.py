@@ -47,13 +47,13 @@ class IntegrationEvent(Contract):
     event_id: UUID
     business_unit: str
     aggregate_id: UUID
-    aggregate_version: int
+    aggregate_version: StrictInt  # rule M1: no floats anywhere, not even 1.0
     occurred_at: datetime
     actor: str
     correlation_id: str
     causation_id: str | None = None
     traceparent: str | None = None
-    schema_version: int = 1
+    schema_version: StrictInt = 1
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from uuid import UUID
 
+from pydantic import StrictInt
+
 from saldo_events.envelope import Amount, Contract, IntegrationEvent, Money
 
 
@@ -16,7 +18,7 @@ class InvoiceLine(Contract):
 class InvoiceIssued(IntegrationEvent):
     SERVICE = "invoicing"
     invoice_id: UUID
-    number: int
+    number: StrictInt
     customer_id: str
     total: Money
     due_date: date
