@@ -26,6 +26,8 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from saldo_platform import context as saldo_context
+
 _propagator = TraceContextTextMapPropagator()
 _configured = False
 _lock = threading.Lock()
@@ -39,6 +41,13 @@ dead_letter_counter = meter.create_counter("saldo.events.dead_lettered")
 
 
 class JsonLinesSpanExporter(SpanExporter):
+    """Finished spans as JSON lines; several processes may append to the same file.
+
+    Each export is one `write(2)` on a descriptor opened with O_APPEND, so the lines of two
+    processes never interleave (a buffered text file may split a long batch into several
+    writes, and another process's line could land in the middle of one).
+    """
+
     def __init__(self, path: str) -> None:
         self._path = path
         self._lock = threading.Lock()
@@ -47,16 +56,34 @@ class JsonLinesSpanExporter(SpanExporter):
         lines = []
         for span in spans:
             ctx = span.get_span_context()
+            if ctx is None:
+                continue
             lines.append(json.dumps({
                 "name": span.name,
+                "kind": span.kind.name,
                 "trace_id": format(ctx.trace_id, "032x"),
                 "span_id": format(ctx.span_id, "016x"),
                 "parent_span_id": format(span.parent.span_id, "016x") if span.parent else None,
                 "service": span.resource.attributes.get("service.name"),
+                "start_time": span.start_time,
+                "end_time": span.end_time,
+                "status": span.status.status_code.name,
                 "attributes": {k: str(v) for k, v in (span.attributes or {}).items()},
             }))
-        with self._lock, open(self._path, "a", encoding="utf-8") as f:
-            f.write("".join(line + "\n" for line in lines))
+        data = "".join(line + "\n" for line in lines).encode("utf-8")
+        with self._lock:
+            try:
+                fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError:
+                return SpanExportResult.FAILURE
+            try:
+                view = memoryview(data)
+                while view:  # a regular file takes it in one write; loop for the odd short write
+                    view = view[os.write(fd, view):]
+            except OSError:
+                return SpanExportResult.FAILURE
+            finally:
+                os.close(fd)
         return SpanExportResult.SUCCESS
 
 
@@ -91,9 +118,14 @@ def context_from(traceparent: str | None) -> Context | None:
 
 
 class _TraceIds(logging.Filter):
+    """Every log line carries the trace id and the acting correlation id (DESIGN.md)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         ctx = trace.get_current_span().get_span_context()
         record.trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else "-"
+        acting = saldo_context.current()
+        # The client may choose it (X-Correlation-Id): quoted as JSON, never pasted in raw.
+        record.correlation_id_json = json.dumps(acting.correlation_id if acting else "-")
         return True
 
 
@@ -103,7 +135,8 @@ def _configure_logging() -> None:
     handler.addFilter(_TraceIds())
     handler.setFormatter(logging.Formatter(
         '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s",'
-        '"trace_id":"%(trace_id)s","message":%(message_json)s}'
+        '"trace_id":"%(trace_id)s","correlation_id":%(correlation_id_json)s,'
+        '"message":%(message_json)s}'
     ))
     handler.addFilter(_json_message)
     root = logging.getLogger()
