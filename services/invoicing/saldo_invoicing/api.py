@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import Field
 
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.projections import status
@@ -15,6 +15,8 @@ from saldo_platform.context import Context
 from saldo_platform.errors import NotFound
 from saldo_platform.http.app import etag, if_match_version, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
+from saldo_platform.http.bodies import MinorUnits
+from saldo_platform.http.bodies import RequestBody as Body
 from saldo_platform.http.pages import Page, Paging, page_query
 
 router = APIRouter(tags=["invoices"])
@@ -22,13 +24,9 @@ Operator = Annotated[Context, Depends(requires(*OPERATOR))]
 Reader = Annotated[Context, Depends(requires(*READER))]
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class LineIn(Body):
     description: str = Field(min_length=1, max_length=500)
-    amount: StrictInt = Field(gt=0, description="minor units")
+    amount: MinorUnits
 
 
 class IssueInvoice(Body):
@@ -39,7 +37,7 @@ class IssueInvoice(Body):
 
 
 class IssueCreditNote(Body):
-    amount: StrictInt = Field(gt=0, description="minor units, at most what is left to credit")
+    amount: Annotated[MinorUnits, Field(description="minor units, at most what is left to credit")]
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -54,7 +52,7 @@ def issue_invoice(body: IssueInvoice, who: Operator, request: Request, response:
         [line.model_dump() for line in body.lines], body.due_date,
     )
     response.headers["ETag"] = etag(invoice.version)
-    response.headers["Location"] = f"v1/invoices/{invoice.id}"
+    response.headers["Location"] = request.url_for("get_invoice", invoice_id=str(invoice.id)).path
     return {"id": str(invoice.id), "number": invoice.number, "customer_id": invoice.customer_id,
             "total": {"amount": invoice.total, "currency": invoice.currency},
             "due_date": invoice.due_date.isoformat(), "version": invoice.version}

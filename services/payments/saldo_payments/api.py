@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AwareDatetime, Field, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from saldo_events.payments import PaymentMethod
@@ -16,6 +16,8 @@ from saldo_platform.context import Context
 from saldo_platform.errors import DomainRuleViolated, NotFound
 from saldo_platform.http.app import etag, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
+from saldo_platform.http.bodies import MinorUnits
+from saldo_platform.http.bodies import RequestBody as Body
 from saldo_platform.http.pages import Page, Paging, page_query
 
 router = APIRouter(tags=["payments"])
@@ -23,23 +25,27 @@ Operator = Annotated[Context, Depends(requires(*OPERATOR))]
 Reader = Annotated[Context, Depends(requires(*READER))]
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class AllocationIn(Body):
     invoice_id: UUID
-    amount: StrictInt = Field(gt=0)
+    amount: MinorUnits
 
 
 class ReceivePayment(Body):
     customer_id: str = Field(min_length=1, max_length=100)
     method: PaymentMethod
-    amount: StrictInt = Field(gt=0, description="minor units")
+    amount: MinorUnits
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     received_at: AwareDatetime
     provider_reference: str | None = Field(default=None, max_length=200)
     allocations: list[AllocationIn] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _each_invoice_once(self) -> ReceivePayment:
+        # Twice the same invoice used to end in a misleading 409 "changed by another request".
+        invoices = [a.invoice_id for a in self.allocations]
+        if len(set(invoices)) != len(invoices):
+            raise ValueError("each invoice may appear only once in allocations; add the amounts up")
+        return self
 
 
 @router.post("/payments", status_code=201)
@@ -65,7 +71,8 @@ async def receive_payment(body: ReceivePayment, who: Operator, request: Request,
         [(a.invoice_id, a.amount) for a in body.allocations],
     )
     response.headers["ETag"] = etag(payment.version)
-    response.headers["Location"] = f"v1/payments/{payment.id}"
+    location = request.url_for("get_payment", payment_id=str(payment.id))
+    response.headers["Location"] = location.path
     return {"id": str(payment.id), "amount": {"amount": payment.amount, "currency": payment.currency},
             "unallocated": payment.unallocated, "version": payment.version}
 

@@ -6,13 +6,14 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import Field
 
 from saldo_events.envelope import BankAccount
 from saldo_platform.context import Context
 from saldo_platform.errors import NotFound
 from saldo_platform.http.app import etag, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
+from saldo_platform.http.bodies import MinorUnits, RequestBody
 from saldo_platform.http.pages import Page, Paging, page_query
 from saldo_refunds.application import RefundsApplication
 from saldo_refunds.domain import PaymentAccount
@@ -22,10 +23,9 @@ Operator = Annotated[Context, Depends(requires(*OPERATOR))]
 Reader = Annotated[Context, Depends(requires(*READER))]
 
 
-class RequestRefund(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RequestRefund(RequestBody):
     payment_id: UUID
-    amount: StrictInt = Field(gt=0, description="minor units, at most the refundable amount")
+    amount: Annotated[MinorUnits, Field(description="minor units, at most the refundable amount")]
     reason: str = Field(min_length=1, max_length=500)
     channel: Literal["card", "mobilepay", "manual", "bank"] | None = Field(
         default=None, description="preselected from the payment's method when left out (rule R2)")
@@ -43,7 +43,7 @@ def request_refund(body: RequestRefund, who: Operator, request: Request, respons
         body.bank_account.model_dump(exclude_none=True) if body.bank_account else None,
     )
     response.headers["ETag"] = etag(refund.version)
-    response.headers["Location"] = f"v1/refunds/{refund.id}"
+    response.headers["Location"] = request.url_for("get_refund", refund_id=str(refund.id)).path
     return {"id": str(refund.id), "payment_id": str(refund.payment_id), "channel": refund.channel,
             "amount": {"amount": refund.amount, "currency": refund.currency},
             "status": refund.status, "version": refund.version}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, FastAPI, Request
 from opentelemetry import trace
@@ -44,6 +46,32 @@ class TracingMiddleware:
             await self.app(scope, receive, send_with_status)
 
 
+class NoNulMiddleware:
+    """A NUL character in the URL is a 400 problem before any route sees it.
+
+    PostgreSQL text cannot hold U+0000, so a `?customer_id=%00` that reached a query was a 500.
+    (Bodies are checked by `saldo_platform.http.bodies.RequestBody`.)
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            b"\x00" in unquote_to_bytes(scope.get("query_string", b""))
+            or "\x00" in scope.get("path", "")
+        ):
+            body = json.dumps({"type": "about:blank", "title": "Bad Request", "status": 400,
+                               "detail": "the URL must not contain the NUL character (%00)",
+                               "instance": scope.get("path", "").replace("\x00", "%00")}).encode()
+            await send({"type": "http.response.start", "status": 400, "headers": [
+                (b"content-type", problems.PROBLEM.encode()),
+                (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
 def create_api(service: str, router: APIRouter, state: dict[str, Any], db: Database) -> FastAPI:
     api = FastAPI(
         title=f"Saldo {service}",
@@ -60,6 +88,7 @@ def create_api(service: str, router: APIRouter, state: dict[str, Any], db: Datab
         return {"status": "ok", "service": service}
 
     api.add_middleware(IdempotencyMiddleware, store=IdempotencyStore(db))
+    api.add_middleware(NoNulMiddleware)
     api.add_middleware(TracingMiddleware, service=service)
     return api
 
