@@ -25,7 +25,7 @@ async def _exited(saldo: Saldo, service: str) -> bool:
 @pytest.mark.parametrize("point", ["before-commit", "after-commit"])
 async def test_projection_crash_applies_payment_once(point: str, env: dict[str, str], tmp_path: Path,
                                                      tag: str) -> None:
-    crash = {"SALDO_FAILPOINTS": f"{point}@invoicing.invoices@PaymentAllocated"}
+    crash = {"SALDO_FAILPOINTS": f"{point}@invoicing.invoices@PaymentReceived"}
     saldo = await start_distributed(env, tmp_path, service_env={"invoicing": crash})
     try:
         invoice = await issue_invoice(saldo, amount=49900)

@@ -6,12 +6,19 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from saldo_events.envelope import IntegrationEvent, Money
+from saldo_events.envelope import Amount, Contract, IntegrationEvent, Money
 
 PaymentMethod = Literal["card", "mobilepay", "betalingsservice", "fik", "bank_transfer", "manual"]
 
 
+class Allocation(Contract):
+    invoice_id: UUID
+    amount: Amount
+
+
 class PaymentReceived(IntegrationEvent):
+    """A payment, with what it paid at once: most arrive for a known invoice (rule P2)."""
+
     SERVICE = "payments"
     payment_id: UUID
     customer_id: str
@@ -19,9 +26,12 @@ class PaymentReceived(IntegrationEvent):
     amount: Money
     received_at: datetime
     provider_reference: str | None = None
+    allocations: list[Allocation] = []  # added in schema 1, optional: older events have none
 
 
 class PaymentAllocated(IntegrationEvent):
+    """Unallocated money of an earlier payment placed on an invoice."""
+
     SERVICE = "payments"
     payment_id: UUID
     invoice_id: UUID

@@ -22,8 +22,16 @@ def lines_for(event: IntegrationEvent) -> tuple[Money, str, list[dict[str, Any]]
     if isinstance(event, invoicing.CreditNoteIssued):
         return event.amount, event.customer_id, entry("revenue", "receivables", event.amount.amount)
     if isinstance(event, payments.PaymentReceived):
-        # Money in the bank that the customer has to their credit until it is allocated.
-        return event.amount, event.customer_id, entry("bank", "customer_credit", event.amount.amount)
+        # Money in the bank: what it paid at once settles receivables, the rest is the
+        # customer's credit until it is allocated or refunded.
+        allocated = sum(a.amount for a in event.allocations)
+        lines = [{"account": "bank", "debit": event.amount.amount, "credit": 0}]
+        if allocated:
+            lines.append({"account": "receivables", "debit": 0, "credit": allocated})
+        if event.amount.amount - allocated:
+            lines.append({"account": "customer_credit", "debit": 0,
+                          "credit": event.amount.amount - allocated})
+        return event.amount, event.customer_id, lines
     if isinstance(event, payments.PaymentAllocated):
         return event.amount, "", entry("customer_credit", "receivables", event.amount.amount)
     if isinstance(event, payments.AmountReleased):

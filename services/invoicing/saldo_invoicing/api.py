@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
 from saldo_invoicing.application import InvoicingApplication
-from saldo_invoicing.projections import status
+from saldo_invoicing.projections import INVOICES_WITH_PAID, status
 from saldo_platform.context import Context
 from saldo_platform.errors import NotFound
 from saldo_platform.http.app import etag, if_match_version, state
@@ -82,7 +82,7 @@ def _invoice(row: dict[str, Any]) -> dict[str, Any]:
 @router.get("/invoices/{invoice_id}")
 async def get_invoice(invoice_id: UUID, who: Reader, request: Request, response: Response) -> dict[str, Any]:
     row = await state(request, "db").fetchrow(
-        "SELECT * FROM invoices WHERE invoice_id = $1 AND business_unit = $2",
+        INVOICES_WITH_PAID + " WHERE i.invoice_id = $1 AND i.business_unit = $2",
         str(invoice_id), who.business_unit,
     )
     if row is None:
@@ -95,7 +95,7 @@ async def get_invoice(invoice_id: UUID, who: Reader, request: Request, response:
 async def list_invoices(who: Reader, request: Request, paging: Annotated[Paging, Depends(page_query)],
                         customer_id: Annotated[str | None, Query(max_length=100)] = None) -> Page:
     rows = await state(request, "db").fetch(
-        "SELECT * FROM invoices WHERE business_unit = $1 AND number > $2"
+        INVOICES_WITH_PAID + " WHERE i.business_unit = $1 AND i.number > $2"
         " AND ($3 = '' OR customer_id = $3) ORDER BY number LIMIT $4",
         who.business_unit, int(paging.after) if (paging.after or "").isdigit() else 0, customer_id or "", paging.limit + 1,
     )

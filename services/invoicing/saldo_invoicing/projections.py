@@ -1,4 +1,9 @@
-"""The invoices read model: what the operators' invoice overview shows (rules I2, I3)."""
+"""The invoices read model: what the operators' invoice overview shows (rules I2, I3).
+
+Invoices come from this service's topic and money from the payments topic, with no order
+between the two: a payment may be read before its invoice. So what is paid is kept apart,
+added up per invoice, and joined when read.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +19,18 @@ class InvoicesProjection(Projection):
         "invoices": """(
             invoice_id TEXT PRIMARY KEY, business_unit TEXT NOT NULL, number BIGINT NOT NULL,
             customer_id TEXT NOT NULL, currency TEXT NOT NULL, total BIGINT NOT NULL,
-            credited BIGINT NOT NULL, paid BIGINT NOT NULL, due_date TEXT NOT NULL,
-            issued_at TEXT NOT NULL, version BIGINT NOT NULL)""",
+            credited BIGINT NOT NULL, due_date TEXT NOT NULL, issued_at TEXT NOT NULL,
+            version BIGINT NOT NULL)""",
+        "invoice_payments": """(
+            invoice_id TEXT PRIMARY KEY, paid BIGINT NOT NULL)""",
     }
 
     async def project(self, tx: Executor, event: IntegrationEvent) -> None:
         if isinstance(event, invoicing.InvoiceIssued):
             await tx.execute(self.sql(
                 "INSERT INTO {invoices} (invoice_id, business_unit, number, customer_id, currency,"
-                " total, credited, paid, due_date, issued_at, version)"
-                " VALUES ($1, $2, $3, $4, $5, $6, 0, 0, $7, $8, $9) ON CONFLICT DO NOTHING"),
+                " total, credited, due_date, issued_at, version)"
+                " VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9) ON CONFLICT DO NOTHING"),
                 str(event.invoice_id), event.business_unit, event.number, event.customer_id,
                 event.total.currency, event.total.amount, event.due_date.isoformat(),
                 event.occurred_at.isoformat(), event.aggregate_version,
@@ -33,12 +40,27 @@ class InvoicesProjection(Projection):
                 "UPDATE {invoices} SET credited = credited + $2, version = $3 WHERE invoice_id = $1"),
                 str(event.invoice_id), event.amount.amount, event.aggregate_version,
             )
+        elif isinstance(event, payments.PaymentReceived):
+            for allocation in event.allocations:
+                await self._paid(tx, str(allocation.invoice_id), allocation.amount)
         elif isinstance(event, payments.PaymentAllocated):
-            await tx.execute(self.sql("UPDATE {invoices} SET paid = paid + $2 WHERE invoice_id = $1"),
-                             str(event.invoice_id), event.amount.amount)
+            await self._paid(tx, str(event.invoice_id), event.amount.amount)
         elif isinstance(event, payments.AmountReleased):
-            await tx.execute(self.sql("UPDATE {invoices} SET paid = paid - $2 WHERE invoice_id = $1"),
-                             str(event.invoice_id), event.amount.amount)
+            await self._paid(tx, str(event.invoice_id), -event.amount.amount)
+
+    async def _paid(self, tx: Executor, invoice_id: str, amount: int) -> None:
+        await tx.execute(self.sql(
+            "INSERT INTO {invoice_payments} (invoice_id, paid) VALUES ($1, $2)"
+            " ON CONFLICT (invoice_id) DO UPDATE SET paid = {invoice_payments}.paid + excluded.paid"),
+            invoice_id, amount,
+        )
+
+
+# The invoice overview: each invoice with what is paid on it.
+INVOICES_WITH_PAID = (
+    "SELECT i.*, coalesce(p.paid, 0) AS paid FROM invoices i"
+    " LEFT JOIN invoice_payments p ON p.invoice_id = i.invoice_id"
+)
 
 
 def status(row: dict[str, int]) -> str:

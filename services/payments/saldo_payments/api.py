@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from saldo_events.payments import PaymentMethod
 from saldo_payments.application import PaymentsApplication
+from saldo_payments.domain import Payment
 from saldo_platform.context import Context
 from saldo_platform.errors import DomainRuleViolated, NotFound
 from saldo_platform.http.app import etag, state
@@ -51,19 +52,8 @@ class ReceivePayment(Body):
 @router.post("/payments", status_code=201)
 async def receive_payment(body: ReceivePayment, who: Operator, request: Request,
                           response: Response) -> dict[str, Any]:
-    db = state(request, "db")
     for allocation in body.allocations:
-        invoice = await db.fetchrow(
-            "SELECT currency FROM known_invoices WHERE invoice_id = $1 AND business_unit = $2",
-            str(allocation.invoice_id), who.business_unit,
-        )
-        if invoice is None:
-            raise NotFound(f"invoice {allocation.invoice_id} is not known to payments (yet)")
-        if invoice["currency"] != body.currency:
-            raise DomainRuleViolated(
-                f"invoice {allocation.invoice_id} is in {invoice['currency']}, the payment in "
-                f"{body.currency}: amounts in different currencies cannot be combined (rule M1)"
-            )
+        await _check_invoice(request, who.business_unit, allocation.invoice_id, body.currency)
     application: PaymentsApplication = state(request, "application")
     payment = await run_in_threadpool(
         application.receive_payment, who.business_unit, body.customer_id, body.method,
@@ -75,6 +65,38 @@ async def receive_payment(body: ReceivePayment, who: Operator, request: Request,
     response.headers["Location"] = location.path
     return {"id": str(payment.id), "amount": {"amount": payment.amount, "currency": payment.currency},
             "unallocated": payment.unallocated, "version": payment.version}
+
+
+async def _check_invoice(request: Request, business_unit: str, invoice_id: UUID, currency: str) -> None:
+    invoice = await state(request, "db").fetchrow(
+        "SELECT currency FROM known_invoices WHERE invoice_id = $1 AND business_unit = $2",
+        str(invoice_id), business_unit,
+    )
+    if invoice is None:
+        raise NotFound(f"invoice {invoice_id} is not known to payments (yet)")
+    if invoice["currency"] != currency:
+        raise DomainRuleViolated(
+            f"invoice {invoice_id} is in {invoice['currency']}, the payment in {currency}: "
+            "amounts in different currencies cannot be combined (rule M1)"
+        )
+
+
+class Allocate(Body):
+    invoice_id: UUID
+    amount: MinorUnits
+
+
+@router.post("/payments/{payment_id}/allocations")
+async def allocate_payment(payment_id: UUID, body: Allocate, who: Operator,
+                           request: Request, response: Response) -> dict[str, Any]:
+    """Place unallocated money of a payment on an open invoice (rule P2)."""
+    application: PaymentsApplication = state(request, "application")
+    payment = await run_in_threadpool(application.get_owned, payment_id, who.business_unit, Payment)
+    await _check_invoice(request, who.business_unit, body.invoice_id, payment.currency)
+    payment = await run_in_threadpool(application.allocate_payment, who.business_unit, payment_id,
+                                      body.invoice_id, body.amount)
+    response.headers["ETag"] = etag(payment.version)
+    return {"id": str(payment.id), "unallocated": payment.unallocated, "version": payment.version}
 
 
 def _payment(row: dict[str, Any]) -> dict[str, Any]:

@@ -11,10 +11,21 @@ from saldo_platform.errors import DomainRuleViolated
 from saldo_platform.eventstore import SaldoAggregate
 
 
+def check_allocations(amount: int, allocations: dict[str, int]) -> None:
+    if any(a <= 0 for a in allocations.values()):
+        raise DomainRuleViolated("an allocation must be positive")
+    if sum(allocations.values()) > amount:
+        raise DomainRuleViolated(
+            f"the allocations add up to {sum(allocations.values())}, more than the payment's {amount}"
+        )
+
+
 class Payment(SaldoAggregate):
     @event("Received")
     def __init__(self, business_unit: str, customer_id: str, method: str, amount: int,
-                 currency: str, received_at: datetime, provider_reference: str | None) -> None:
+                 currency: str, received_at: datetime, provider_reference: str | None,
+                 allocations: dict[str, int]) -> None:
+        """Received, and allocated at once to the invoices it pays (invoice id -> amount)."""
         self.business_unit = business_unit
         self.customer_id = customer_id
         self.method = method
@@ -22,7 +33,7 @@ class Payment(SaldoAggregate):
         self.currency = currency
         self.received_at = received_at
         self.provider_reference = provider_reference
-        self.allocations: dict[str, int] = {}  # invoice id -> amount still allocated
+        self.allocations = dict(allocations)  # invoice id -> amount still allocated
         self.released_for: list[str] = []  # credit notes already honoured
 
     @property

@@ -16,6 +16,7 @@ def to_integration(e: Any) -> IntegrationEvent | None:
             **envelope(e), payment_id=e.originator_id, customer_id=e.customer_id,
             method=e.method, amount=Money(amount=e.amount, currency=e.currency),
             received_at=e.received_at, provider_reference=e.provider_reference,
+            allocations=[contracts.Allocation(invoice_id=i, amount=a) for i, a in e.allocations.items()],
         )
     if isinstance(e, Payment.Allocated):
         return contracts.PaymentAllocated(

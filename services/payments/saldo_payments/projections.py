@@ -28,9 +28,10 @@ class PaymentsProjection(Projection):
             await tx.execute(self.sql(
                 "INSERT INTO {payments} (payment_id, business_unit, customer_id, method, amount,"
                 " currency, allocated, received_at, provider_reference, version)"
-                " VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9) ON CONFLICT DO NOTHING"),
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"),
                 str(event.payment_id), event.business_unit, event.customer_id, event.method,
-                event.amount.amount, event.amount.currency, event.received_at.isoformat(),
+                event.amount.amount, event.amount.currency,
+                sum(a.amount for a in event.allocations), event.received_at.isoformat(),
                 event.provider_reference, event.aggregate_version,
             )
         elif isinstance(event, payments.PaymentAllocated | payments.AmountReleased):

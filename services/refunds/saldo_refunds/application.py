@@ -39,11 +39,12 @@ class RefundsApplication(EventStoreApplication):
         return refund
 
     def payment_received(self, business_unit: str, payment_id: UUID, customer_id: str, method: str,
-                         amount: int, currency: str, received_at: datetime) -> list[Any]:
+                         amount: int, currency: str, received_at: datetime,
+                         allocated: int) -> list[Any]:
         if self.get_or_none(PaymentAccount.create_id(payment_id)) is not None:
             return []
         return [PaymentAccount(business_unit, payment_id, customer_id, method, amount, currency,
-                               received_at)]
+                               received_at, allocated)]
 
     def allocation_changed(self, payment_id: UUID, source_event_id: UUID, delta: int) -> list[Any]:
         account: PaymentAccount = self.repository.get(PaymentAccount.create_id(payment_id))

@@ -26,7 +26,7 @@ class PaymentAccount(SaldoAggregate):
 
     @event("Opened")
     def __init__(self, business_unit: str, payment_id: UUID, customer_id: str, method: str,
-                 amount: int, currency: str, received_at: datetime) -> None:
+                 amount: int, currency: str, received_at: datetime, allocated: int) -> None:
         self.business_unit = business_unit
         self.payment_id = payment_id
         self.customer_id = customer_id
@@ -34,7 +34,7 @@ class PaymentAccount(SaldoAggregate):
         self.amount = amount
         self.currency = currency
         self.received_at = received_at
-        self.allocated = 0
+        self.allocated = allocated  # what the payment paid at once is not refundable (P3)
         self.in_progress = 0
         self.refunded = 0
         self.seen: list[str] = []  # payment events already counted (they may come twice)

@@ -22,7 +22,7 @@ class FollowPayments(Policy):
         if isinstance(event, payments.PaymentReceived):
             return app.payment_received(event.business_unit, event.payment_id, event.customer_id,
                                         event.method, event.amount.amount, event.amount.currency,
-                                        event.received_at)
+                                        event.received_at, sum(a.amount for a in event.allocations))
         if isinstance(event, payments.PaymentAllocated):
             return app.allocation_changed(event.payment_id, event.event_id, event.amount.amount)
         if isinstance(event, payments.AmountReleased):
