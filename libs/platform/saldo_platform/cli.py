@@ -21,6 +21,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from saldo_platform import telemetry
 from saldo_platform.bus import LocalBus
 from saldo_platform.http.auth import ROLES, ApiKeys
 from saldo_platform.service import ServiceDefinition, ServiceRuntime
@@ -52,6 +53,7 @@ def host_app(settings: Settings, services: list[str], relay: bool = True,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        telemetry.setup("saldo" if len(services) > 1 else f"saldo-{services[0]}")
         bus = LocalBus(str(settings.var_dir / "bus.sqlite")) if settings.mode == "embedded" else None
         if bus is not None:
             settings.var_dir.mkdir(parents=True, exist_ok=True)
@@ -189,6 +191,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "serve":
         app = host_app(settings, [args.service], not args.no_relay, not args.no_consumers)
         _serve(app, args.host, args.port)
+    elif args.command in ("relay", "consume") and settings.mode != "distributed":
+        parser.error(f"'saldo {args.command}' runs one part of a service in distributed mode; set "
+                     "SALDO_MODE=distributed with SALDO_DATABASE_URL and SALDO_KAFKA_BOOTSTRAP "
+                     "(the embedded mode runs everything in 'saldo embedded')")
     elif args.command in ("relay", "consume"):
         relay = args.command == "relay"
         asyncio.run(_run_background(settings, args.service, relay=relay, consumers=not relay))

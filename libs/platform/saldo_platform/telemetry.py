@@ -94,15 +94,29 @@ def setup(service_name: str) -> None:
         if _configured:
             return
         _configured = True
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
+    provider = TracerProvider(resource=resource)
+    if _otlp("TRACES"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if _otlp("METRICS"):
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        metrics.set_meter_provider(MeterProvider(
+            resource=resource, metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())]))
     if path := os.environ.get("SALDO_TRACE_FILE"):
         provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
     trace.set_tracer_provider(provider)
     _configure_logging()
+
+
+def _otlp(signal: str) -> bool:
+    """The standard variables: a common endpoint, or one for this signal."""
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                or os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"))
 
 
 def current_traceparent() -> str | None:

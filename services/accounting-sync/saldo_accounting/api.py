@@ -19,9 +19,11 @@ Reader = Annotated[Context, Depends(requires(*READER))]
 async def postings(who: Reader, request: Request, paging: Annotated[Paging, Depends(page_query)],
                    source_event_id: str | None = None) -> Page:
     lines = await state(request, "db").fetch(
-        "SELECT * FROM posting_lines WHERE business_unit = $1 AND posting_id > $2"
-        " AND ($3 = '' OR source_event_id = $3) ORDER BY posting_id, line_no",
-        who.business_unit, paging.after or "", source_event_id or "")
+        "SELECT * FROM posting_lines WHERE posting_id IN (SELECT posting_id FROM posting_lines"
+        " WHERE line_no = 0 AND business_unit = $1 AND posting_id > $2"
+        " AND ($3 = '' OR source_event_id = $3) ORDER BY posting_id LIMIT $4)"
+        " ORDER BY posting_id, line_no",
+        who.business_unit, paging.after or "", source_event_id or "", paging.limit + 1)
     grouped: dict[str, dict[str, Any]] = {}
     for line in lines:
         posting = grouped.setdefault(line["posting_id"], {
@@ -30,8 +32,7 @@ async def postings(who: Reader, request: Request, paging: Annotated[Paging, Depe
             "currency": line["currency"], "posting_date": line["posting_date"], "lines": []})
         posting["lines"].append({"account": line["account"], "debit": line["debit"],
                                  "credit": line["credit"]})
-    items = list(grouped.values())[: paging.limit + 1]
-    return Page.of(items, paging.limit, cursor=lambda p: p["id"])
+    return Page.of(list(grouped.values()), paging.limit, cursor=lambda p: p["id"])
 
 
 @router.get("/trial-balance")

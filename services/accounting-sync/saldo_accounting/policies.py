@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from saldo_accounting.application import AccountingApplication
 from saldo_accounting.domain import entry
 from saldo_events import invoicing, payments, payouts
 from saldo_events.envelope import IntegrationEvent, Money
+from saldo_platform.businessdates import business_date
 from saldo_platform.policy import Policy
 
-ZONE = ZoneInfo("Europe/Copenhagen")  # until the business entity carries its own (rule M2)
 
 
 def lines_for(event: IntegrationEvent) -> tuple[Money, str, list[dict[str, Any]]] | None:
@@ -53,5 +52,5 @@ class RecordPostings(Policy):
         money, customer_id, lines = booked
         return self.application.record_posting(
             event.business_unit, event.event_id, type(event).__name__, customer_id,
-            money.currency, event.occurred_at.astimezone(ZONE).date(), lines,
+            money.currency, business_date(event.occurred_at), lines,
         )

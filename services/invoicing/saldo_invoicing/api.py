@@ -11,6 +11,7 @@ from pydantic import Field
 
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.projections import INVOICES_WITH_PAID, status
+from saldo_platform.businessdates import today
 from saldo_platform.context import Context
 from saldo_platform.errors import NotFound
 from saldo_platform.http.app import etag, if_match_version, state
@@ -75,7 +76,7 @@ def _invoice(row: dict[str, Any]) -> dict[str, Any]:
             "total": {"amount": row["total"], "currency": row["currency"]},
             "credited": row["credited"], "paid": row["paid"], "status": status(row),
             "overdue": status(row) in ("open", "partially_paid")
-            and row["due_date"] < date.today().isoformat(),
+            and row["due_date"] < today().isoformat(),
             "due_date": row["due_date"], "version": row["version"]}
 
 

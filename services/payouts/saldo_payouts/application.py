@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from saldo_payouts.domain import Payout
+from saldo_platform.businessdates import today
 from saldo_platform.eventstore import EventStoreApplication
 
-# The business unit's own time zone comes with the business entity (rule M4); until then:
-DEFAULT_ZONE = ZoneInfo("Europe/Copenhagen")
 
 
 class PayoutsApplication(EventStoreApplication):
@@ -25,6 +22,6 @@ class PayoutsApplication(EventStoreApplication):
 
     def mark_paid_out(self, business_unit: str, payout_id: UUID) -> Payout:
         payout: Payout = self.get_owned(payout_id, business_unit, Payout)
-        payout.mark_paid_out(datetime.now(DEFAULT_ZONE).date())
+        payout.mark_paid_out(today())
         self.save(payout)
         return payout

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -44,11 +45,13 @@ def _sha256(secret: str) -> str:
 
 
 class ApiKeys:
-    cache_seconds = 30.0
+    cache_seconds = 30.0  # a revoked key stops working within this
+    unknown_seconds = 2.0  # unknown tokens are remembered briefly: a burst of them costs one query
+    cache_size = 10_000  # bounded, so random bearer tokens cannot grow memory
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._cache: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
 
     async def setup(self) -> None:
         await self.db.create_schema(SCHEMA)
@@ -70,10 +73,13 @@ class ApiKeys:
     async def authenticate(self, token: str) -> Principal | None:
         now = time.monotonic()
         cached = self._cache.get(token)
-        if cached and now - cached[0] < self.cache_seconds:
+        if cached and now - cached[0] < (self.cache_seconds if cached[1] else self.unknown_seconds):
             return cached[1]
         principal = await self._lookup(token)
         self._cache[token] = (now, principal)
+        self._cache.move_to_end(token)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
         return principal
 
     async def _lookup(self, token: str) -> Principal | None:
