@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-
 from saldo_platform.bus import ensure_topics, partitions_of
 
 
@@ -31,7 +30,8 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
         await consumer.stop()
 
 
-async def produce(bootstrap: str, topic: str, messages: list[tuple[int, bytes, list[tuple[str, bytes]]]]) -> None:
+async def produce(bootstrap: str, topic: str,
+                  messages: list[tuple[int, bytes, list[tuple[str, bytes]]]]) -> None:
     """(partition, value, headers) each."""
     await ensure_topics(bootstrap, [topic])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")

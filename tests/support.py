@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-
 from saldo_platform.settings import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +38,7 @@ class Process:
 
     def start(self) -> Process:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 (open as long as the process runs)
         self.popen = subprocess.Popen(SALDO + self.args, env=self.env, stdout=self._log,
                                       stderr=subprocess.STDOUT, cwd=ROOT)
         return self
@@ -97,7 +96,8 @@ class Saldo:
     async def post(self, service: str, path: str, body: Any, business_unit: str = "bu_a",
                    key: str | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
         h = self.headers(business_unit, **{"Idempotency-Key": key or str(uuid.uuid4())})
-        return await self.client.post(self.base_urls[service] + path, json=body, headers={**h, **(headers or {})})
+        return await self.client.post(self.base_urls[service] + path, json=body,
+                                      headers={**h, **(headers or {})})
 
     async def get(self, service: str, path: str, business_unit: str = "bu_a") -> httpx.Response:
         return await self.client.get(self.base_urls[service] + path, headers=self.headers(business_unit))
@@ -146,7 +146,8 @@ async def wait_healthy(client: httpx.AsyncClient, url: str, process: Process, ti
     raise RuntimeError(f"{url} not healthy in {timeout}s:\n{process.output()[-4000:]}")
 
 
-def distributed_env(database_url: str, kafka: str, tag: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+def distributed_env(database_url: str, kafka: str, tag: str,
+                    extra: dict[str, str] | None = None) -> dict[str, str]:
     """Settings of one isolated Saldo: its own databases and topics on the shared servers."""
     return {**os.environ, "SALDO_MODE": "distributed", "SALDO_DATABASE_URL": database_url,
             "SALDO_KAFKA_BOOTSTRAP": kafka, "SALDO_DATABASE_PREFIX": tag, "SALDO_TOPIC_PREFIX": tag,

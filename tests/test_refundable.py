@@ -18,7 +18,7 @@ async def test_allocated_money_is_never_refundable(distributed: Saldo) -> None:
         body = {"payment_id": payment["id"], "amount": 20000, "reason": "asked at once",
                 "channel": "bank"}
 
-        async def answered() -> object:
+        async def answered(body: dict[str, object] = body) -> object:
             response = await distributed.post("refunds", "/v1/refunds", body)
             return response if response.status_code != 404 else None  # 404: not heard of yet
 

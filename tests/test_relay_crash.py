@@ -14,13 +14,13 @@ from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.domain import Invoice, InvoiceNumbers
 from saldo_platform.bus import ensure_topics, partitions_of
 from saldo_platform.context import Context, acting
 from saldo_platform.settings import Settings
 from saldo_platform.sql import ensure_postgres_database
+
 from tests.kafka_tools import read_topic
 from tests.support import Process, eventually
 
@@ -67,7 +67,7 @@ async def kill_mid_batch(relay: Process, bootstrap: str, topic: str, database_ur
             recorded = await conn.fetchval(
                 "SELECT count(*) FROM invoicing_events WHERE notification_id <= $1"
                 " AND topic LIKE '%Invoice.Issued'", position)
-            if 0 < sent - recorded and sent < INVOICES:
+            if sent - recorded > 0 and sent < INVOICES:
                 relay.kill9()
                 return sent, recorded
             await asyncio.sleep(0.005)
@@ -97,8 +97,8 @@ async def test_relay_killed_mid_publish(env: dict[str, str], tmp_path: Path, tag
 
         async def all_projected() -> bool:
             rows = await count(invoicing_db, "SELECT count(*) FROM invoices")
-            postings = await count(accounting_db,
-                                   "SELECT count(*) FROM \"accounting-sync_events\" WHERE topic LIKE '%Posting.Recorded'")
+            postings = await count(accounting_db, "SELECT count(*) FROM \"accounting-sync_events\""
+                                                  " WHERE topic LIKE '%Posting.Recorded'")
             return rows >= INVOICES and postings >= INVOICES
 
         await eventually(all_projected, timeout=240, what="every invoice to reach both consumers")

@@ -16,7 +16,6 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI

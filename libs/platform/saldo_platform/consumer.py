@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from opentelemetry import trace
-
 from saldo_events.codec import UndecodableMessage, decode, header
 from saldo_events.envelope import IntegrationEvent
+
 from saldo_platform import telemetry
 from saldo_platform.bus import TP, Consumer, Message, Producer
 from saldo_platform.errors import SaldoError
@@ -34,8 +34,10 @@ except ImportError:  # pragma: no cover
 
 
 class Handler(Protocol):
-    name: str
-    topics: Sequence[str]
+    @property
+    def name(self) -> str: ...
+    @property
+    def topics(self) -> Sequence[str]: ...
 
     async def setup(self) -> None: ...
 
@@ -107,7 +109,8 @@ class ConsumerRunner:
                     await asyncio.sleep(1.0)
                 except Exception as e:
                     attempts += 1
-                    log.exception("%s: applying %s failed (%d)", self.handler.name, event.event_type(), attempts)
+                    log.exception("%s: applying %s failed (%d)", self.handler.name, event.event_type(),
+                                  attempts)
                     if attempts >= self.max_attempts:
                         await self.dead_letter(message, f"{type(e).__name__}: {e}")
                         return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
@@ -17,10 +17,11 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
+    JSONTranscoder,
     Mapper,
+    ProcessRecorder,
     Recording,
     Tracking,
-    Transcoder,
     Transcoding,
 )
 
@@ -41,6 +42,13 @@ class MetadataMapper(Mapper[UUID]):
             context = current()
             state["meta"] = context.as_metadata() if context else {}
         return super().to_stored_event(domain_event)
+
+
+def event_class(aggregate: type[SaldoAggregate], name: str) -> type[Any]:
+    """The event class that `@event("Name")` made on an aggregate (invisible to type checkers)."""
+    cls = getattr(aggregate, name)
+    assert isinstance(cls, type), f"{aggregate.__name__} has no event {name}"
+    return cls
 
 
 def event_metadata(domain_event: Any) -> dict[str, Any]:
@@ -96,13 +104,17 @@ class EventStoreApplication(Application[UUID]):
         mapper = super().construct_mapper()
         return MetadataMapper(mapper.transcoder, mapper.compressor, mapper.cipher)
 
-    def register_transcodings(self, transcoder: Transcoder) -> None:
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
 
     def construct_recorder(self) -> Any:
         # A process recorder records a consumer's position (Tracking) atomically with new events.
         return self.factory.process_recorder()
+
+    @property
+    def tracking_recorder(self) -> ProcessRecorder:
+        return cast(ProcessRecorder, self.recorder)
 
     def on_saved(self, listener: Callable[[], None]) -> None:
         """Wake an in-process relay when events are saved (PostgreSQL also NOTIFYs)."""
@@ -115,7 +127,7 @@ class EventStoreApplication(Application[UUID]):
     def get_owned(self, aggregate_id: UUID, business_unit: str, kind: type[SaldoAggregate]) -> Any:
         """Load an aggregate of the caller's business unit; another unit's is simply not found."""
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: Any = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFound(f"{kind.__name__.lower()} {aggregate_id} not found") from None
         if not isinstance(aggregate, kind) or aggregate.business_unit != business_unit:
@@ -138,11 +150,11 @@ class EventStoreApplication(Application[UUID]):
         try:
             recordings = self._record(processing_event)
         except IntegrityError:
-            if self.recorder.has_tracking_id(tracking.application_name, tracking.notification_id):
+            if self.tracking_recorder.has_tracking_id(tracking.application_name, tracking.notification_id):
                 return False
             raise
         self._notify(recordings)
         return True
 
     def position(self, tracking_name: str) -> int | None:
-        return self.recorder.max_tracking_id(tracking_name)
+        return self.tracking_recorder.max_tracking_id(tracking_name)

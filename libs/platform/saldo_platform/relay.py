@@ -11,13 +11,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import suppress
-from typing import Any
+from typing import Any, cast
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from eventsourcing.postgres import PostgresApplicationRecorder
 from opentelemetry import trace
-
 from saldo_events.codec import encode
 from saldo_events.envelope import IntegrationEvent
+
 from saldo_platform import telemetry
 from saldo_platform.bus import Producer
 from saldo_platform.eventstore import EventStoreApplication, event_metadata
@@ -80,12 +81,16 @@ class Relay:
     async def run(self, stopping: asyncio.Event) -> None:
         await self.db.create_schema(RELAY_SCHEMA)
         loop = asyncio.get_running_loop()
-        self.application.on_saved(lambda: loop.call_soon_threadsafe(self._wake.set))
+
+        def wake() -> None:  # called from the thread that saved
+            loop.call_soon_threadsafe(self._wake.set)
+
+        self.application.on_saved(wake)
         release = await self._become_the_only_relay()
         stop_listening = None
         if isinstance(self.db, PostgresDatabase):
             # The event store NOTIFYs on every insert, also from other processes.
-            channel = self.application.recorder.channel_name
+            channel = cast(PostgresApplicationRecorder, self.application.recorder).channel_name
             stop_listening = await self.db.listen(channel, self._wake.set)
         try:
             position = await self.position()

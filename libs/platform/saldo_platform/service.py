@@ -16,8 +16,15 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from saldo_platform import telemetry
-from saldo_platform.bus import Consumer, KafkaConsumer, KafkaProducer, LocalBus, Producer, ensure_topics
-from saldo_platform.consumer import ConsumerRunner, dead_letter_topic
+from saldo_platform.bus import (
+    Consumer,
+    KafkaConsumer,
+    KafkaProducer,
+    LocalBus,
+    Producer,
+    ensure_topics,
+)
+from saldo_platform.consumer import ConsumerRunner, Handler, dead_letter_topic
 from saldo_platform.eventstore import EventStoreApplication
 from saldo_platform.http.app import create_api
 from saldo_platform.http.auth import ApiKeys
@@ -117,7 +124,8 @@ class ServiceRuntime:
             self._spawn(Relay(self.name, self.application, self.db, producer,
                               self.settings.topic(self.name), self.definition.to_integration).run)
         if consumers:
-            for handler in [*self.projections(), *self.policies()]:
+            handlers: list[Handler] = [*self.projections(), *self.policies()]
+            for handler in handlers:
                 runner = ConsumerRunner(handler, self.consumer(handler.name), producer)
                 self._spawn(runner.run)
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from saldo_accounting.domain import Posting
 from saldo_events import accounting as contracts
 from saldo_events.envelope import IntegrationEvent
+from saldo_platform.eventstore import event_class
 from saldo_platform.relay import envelope
+
+from saldo_accounting.domain import Posting
+
+Recorded = event_class(Posting, "Recorded")
 
 
 def to_integration(e: Any) -> IntegrationEvent | None:
-    if isinstance(e, Posting.Recorded):
+    if isinstance(e, Recorded):
         return contracts.PostingRecorded(
             **envelope(e), posting_id=e.originator_id, source_event_id=e.source_event_id,
             source_event_type=e.source_event_type, customer_id=e.customer_id,

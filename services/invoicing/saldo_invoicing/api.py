@@ -8,9 +8,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
-
-from saldo_invoicing.application import InvoicingApplication
-from saldo_invoicing.projections import INVOICES_WITH_PAID, status
 from saldo_platform.businessdates import today
 from saldo_platform.context import Context
 from saldo_platform.errors import NotFound
@@ -19,6 +16,9 @@ from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.bodies import MinorUnits
 from saldo_platform.http.bodies import RequestBody as Body
 from saldo_platform.http.pages import Page, Paging, page_query
+
+from saldo_invoicing.application import InvoicingApplication
+from saldo_invoicing.projections import INVOICES_WITH_PAID, status
 
 router = APIRouter(tags=["invoices"])
 Operator = Annotated[Context, Depends(requires(*OPERATOR))]
@@ -98,6 +98,7 @@ async def list_invoices(who: Reader, request: Request, paging: Annotated[Paging,
     rows = await state(request, "db").fetch(
         INVOICES_WITH_PAID + " WHERE i.business_unit = $1 AND i.number > $2"
         " AND ($3 = '' OR customer_id = $3) ORDER BY number LIMIT $4",
-        who.business_unit, int(paging.after) if (paging.after or "").isdigit() else 0, customer_id or "", paging.limit + 1,
+        who.business_unit, int(paging.after) if paging.after and paging.after.isdigit() else 0,
+        customer_id or "", paging.limit + 1,
     )
     return Page.of([_invoice(r) for r in rows], paging.limit, cursor=lambda r: str(r["number"]))

@@ -6,24 +6,30 @@ from typing import Any
 
 from saldo_events import payments as contracts
 from saldo_events.envelope import IntegrationEvent, Money
-from saldo_payments.domain import Payment
+from saldo_platform.eventstore import event_class
 from saldo_platform.relay import envelope
+
+from saldo_payments.domain import Payment
+
+Allocated = event_class(Payment, "Allocated")
+AmountReleased = event_class(Payment, "AmountReleased")
+Received = event_class(Payment, "Received")
 
 
 def to_integration(e: Any) -> IntegrationEvent | None:
-    if isinstance(e, Payment.Received):
+    if isinstance(e, Received):
         return contracts.PaymentReceived(
             **envelope(e), payment_id=e.originator_id, customer_id=e.customer_id,
             method=e.method, amount=Money(amount=e.amount, currency=e.currency),
             received_at=e.received_at, provider_reference=e.provider_reference,
             allocations=[contracts.Allocation(invoice_id=i, amount=a) for i, a in e.allocations.items()],
         )
-    if isinstance(e, Payment.Allocated):
+    if isinstance(e, Allocated):
         return contracts.PaymentAllocated(
             **envelope(e), payment_id=e.originator_id, invoice_id=e.invoice_id,
             amount=Money(amount=e.amount, currency=e.currency),
         )
-    if isinstance(e, Payment.AmountReleased):
+    if isinstance(e, AmountReleased):
         return contracts.AmountReleased(
             **envelope(e), payment_id=e.originator_id, invoice_id=e.invoice_id,
             credit_note_id=e.credit_note_id, customer_id=e.customer_id,

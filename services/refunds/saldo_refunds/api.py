@@ -7,7 +7,6 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
-
 from saldo_events.envelope import BankAccount
 from saldo_platform.context import Context
 from saldo_platform.errors import NotFound
@@ -15,6 +14,7 @@ from saldo_platform.http.app import etag, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.bodies import MinorUnits, RequestBody
 from saldo_platform.http.pages import Page, Paging, page_query
+
 from saldo_refunds.application import RefundsApplication
 from saldo_refunds.domain import PaymentAccount
 
@@ -37,7 +37,8 @@ def app(request: Request) -> RefundsApplication:
 
 
 @router.post("/refunds", status_code=201)
-def request_refund(body: RequestRefund, who: Operator, request: Request, response: Response) -> dict[str, Any]:
+def request_refund(body: RequestRefund, who: Operator, request: Request,
+                   response: Response) -> dict[str, Any]:
     refund = app(request).request_refund(
         who.business_unit, body.payment_id, body.amount, body.reason, body.channel,
         body.bank_account.model_dump(exclude_none=True) if body.bank_account else None,

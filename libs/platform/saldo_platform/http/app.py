@@ -94,4 +94,5 @@ def if_match_version(request: Request) -> int | None:
     except ValueError:
         from saldo_platform.errors import PreconditionFailed
 
-        raise PreconditionFailed(f"If-Match must be an ETag from this API, like '\"3\"'; got {raw!r}") from None
+        raise PreconditionFailed(
+            f"If-Match must be an ETag from this API, like '\"3\"'; got {raw!r}") from None
