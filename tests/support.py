@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+
 from saldo_platform.settings import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,6 +25,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+
 from saldo_events import EVENT_TYPES, IntegrationEvent, UndecodableMessage, decode, encode
 from saldo_events.envelope import Money
 from saldo_events.invoicing import InvoiceIssued, InvoiceLine

@@ -20,10 +20,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+
 from saldo_platform.cli import open_api_keys
 from saldo_platform.http.auth import ApiKeys
 from saldo_platform.settings import Settings
-
 from tests.infrastructure import Servers
 from tests.scenarios import issue_invoice, pay_invoice
 from tests.support import Saldo, create_key, distributed_env, eventually, start_distributed

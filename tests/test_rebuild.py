@@ -18,11 +18,11 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+
 from saldo_platform.bus import LocalBus, ensure_topics
 from saldo_platform.cli import definitions
 from saldo_platform.rebuild import _kafka_messages, _local_messages, _partitions
 from saldo_platform.settings import SERVICES, Settings
-
 from tests.infrastructure import Servers
 from tests.scenarios import walking_skeleton
 from tests.support import ROOT, SALDO, Saldo, eventually

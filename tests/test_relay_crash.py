@@ -14,13 +14,13 @@ from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.domain import Invoice, InvoiceNumbers
 from saldo_platform.bus import ensure_topics, partitions_of
 from saldo_platform.context import Context, acting
 from saldo_platform.settings import Settings
 from saldo_platform.sql import ensure_postgres_database
-
 from tests.kafka_tools import read_topic
 from tests.support import Process, eventually
 

@@ -17,8 +17,8 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from saldo_events.codec import Headers
 
+from saldo_events.codec import Headers
 from saldo_platform.sql import SQLiteDatabase
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from opentelemetry import trace
+
 from saldo_events.codec import UndecodableMessage, decode, header
 from saldo_events.envelope import IntegrationEvent
-
 from saldo_platform import telemetry
 from saldo_platform.bus import TP, Consumer, Message, Producer
 from saldo_platform.errors import SaldoError

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from eventsourcing.persistence import IntegrityError, Tracking
-from saldo_events.envelope import IntegrationEvent
 
+from saldo_events.envelope import IntegrationEvent
 from saldo_platform import failpoints, telemetry
 from saldo_platform.bus import TP, Message
 from saldo_platform.context import Context, acting

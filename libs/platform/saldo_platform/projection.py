@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from saldo_events.envelope import IntegrationEvent
-
 from saldo_platform import failpoints
 from saldo_platform.bus import TP, Message
 from saldo_platform.sql import Database, Executor

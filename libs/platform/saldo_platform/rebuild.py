@@ -26,8 +26,8 @@ from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from saldo_events.codec import Headers, UndecodableMessage, decode, header
 
+from saldo_events.codec import Headers, UndecodableMessage, decode, header
 from saldo_platform import telemetry
 from saldo_platform.bus import LocalBus, Message, Positions
 from saldo_platform.consumer import ConsumerRunner, Handler

@@ -16,9 +16,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.postgres import PostgresApplicationRecorder
 from opentelemetry import trace
+
 from saldo_events.codec import encode
 from saldo_events.envelope import IntegrationEvent
-
 from saldo_platform import telemetry
 from saldo_platform.bus import Producer
 from saldo_platform.eventstore import EventStoreApplication, event_metadata

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
+
 from saldo_platform.context import Context
 from saldo_platform.http.app import state
 from saldo_platform.http.auth import READER, requires

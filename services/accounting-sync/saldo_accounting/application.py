@@ -6,9 +6,8 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-from saldo_platform.eventstore import EventStoreApplication
-
 from saldo_accounting.domain import Posting
+from saldo_platform.eventstore import EventStoreApplication
 
 
 class AccountingApplication(EventStoreApplication):

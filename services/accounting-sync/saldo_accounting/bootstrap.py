@@ -1,12 +1,11 @@
 """Wires the accounting-sync service."""
 
-from saldo_platform.service import ServiceDefinition
-
 from saldo_accounting.api import router
 from saldo_accounting.application import AccountingApplication
 from saldo_accounting.integration import to_integration
 from saldo_accounting.policies import RecordPostings
 from saldo_accounting.projections import LedgerProjection
+from saldo_platform.service import ServiceDefinition
 
 
 def definition() -> ServiceDefinition:

@@ -7,6 +7,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
+
 from saldo_platform.errors import DomainRuleViolated
 from saldo_platform.eventstore import SaldoAggregate
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from saldo_accounting.domain import Posting
 from saldo_events import accounting as contracts
 from saldo_events.envelope import IntegrationEvent
 from saldo_platform.eventstore import event_class
 from saldo_platform.relay import envelope
-
-from saldo_accounting.domain import Posting
 
 Recorded = event_class(Posting, "Recorded")
 

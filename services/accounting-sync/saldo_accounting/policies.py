@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from saldo_accounting.application import AccountingApplication
+from saldo_accounting.domain import entry
 from saldo_events import invoicing, payments, payouts
 from saldo_events.envelope import IntegrationEvent, Money
 from saldo_platform.businessdates import business_date
 from saldo_platform.policy import Policy
-
-from saldo_accounting.application import AccountingApplication
-from saldo_accounting.domain import entry
 
 
 def lines_for(event: IntegrationEvent) -> tuple[Money, str, list[dict[str, Any]]] | None:

@@ -8,6 +8,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
+
+from saldo_invoicing.application import InvoicingApplication
+from saldo_invoicing.projections import INVOICES_WITH_PAID, status
 from saldo_platform.businessdates import today
 from saldo_platform.context import Context
 from saldo_platform.errors import NotFound
@@ -16,9 +19,6 @@ from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.bodies import MinorUnits
 from saldo_platform.http.bodies import RequestBody as Body
 from saldo_platform.http.pages import Page, Paging, page_query
-
-from saldo_invoicing.application import InvoicingApplication
-from saldo_invoicing.projections import INVOICES_WITH_PAID, status
 
 router = APIRouter(tags=["invoices"])
 Operator = Annotated[Context, Depends(requires(*OPERATOR))]

@@ -7,10 +7,10 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.persistence import IntegrityError
-from saldo_platform.errors import DomainRuleViolated, PreconditionFailed
-from saldo_platform.eventstore import EventStoreApplication
 
 from saldo_invoicing.domain import Invoice, InvoiceNumbers
+from saldo_platform.errors import DomainRuleViolated, PreconditionFailed
+from saldo_platform.eventstore import EventStoreApplication
 
 
 class InvoicingApplication(EventStoreApplication):

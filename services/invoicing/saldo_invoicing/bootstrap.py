@@ -1,11 +1,10 @@
 """Wires the invoicing service: the one place its parts meet the platform."""
 
-from saldo_platform.service import ServiceDefinition
-
 from saldo_invoicing.api import router
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.integration import to_integration
 from saldo_invoicing.projections import InvoicesProjection
+from saldo_platform.service import ServiceDefinition
 
 
 def definition() -> ServiceDefinition:

@@ -6,10 +6,9 @@ from typing import Any
 
 from saldo_events import invoicing as contracts
 from saldo_events.envelope import IntegrationEvent, Money
+from saldo_invoicing.domain import Invoice
 from saldo_platform.eventstore import event_class
 from saldo_platform.relay import envelope
-
-from saldo_invoicing.domain import Invoice
 
 CreditNoteIssued = event_class(Invoice, "CreditNoteIssued")
 Issued = event_class(Invoice, "Issued")

@@ -7,7 +7,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import AwareDatetime, Field, model_validator
+from starlette.concurrency import run_in_threadpool
+
 from saldo_events.payments import PaymentMethod
+from saldo_payments.application import PaymentsApplication
+from saldo_payments.domain import Payment
 from saldo_platform.context import Context
 from saldo_platform.errors import DomainRuleViolated, NotFound
 from saldo_platform.http.app import etag, state
@@ -15,10 +19,6 @@ from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.bodies import MinorUnits
 from saldo_platform.http.bodies import RequestBody as Body
 from saldo_platform.http.pages import Page, Paging, page_query
-from starlette.concurrency import run_in_threadpool
-
-from saldo_payments.application import PaymentsApplication
-from saldo_payments.domain import Payment
 
 router = APIRouter(tags=["payments"])
 Operator = Annotated[Context, Depends(requires(*OPERATOR))]

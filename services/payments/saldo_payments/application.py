@@ -6,9 +6,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from saldo_platform.eventstore import EventStoreApplication
-
 from saldo_payments.domain import InvoicePayments, Payment, check_allocations
+from saldo_platform.eventstore import EventStoreApplication
 
 
 class PaymentsApplication(EventStoreApplication):

@@ -1,12 +1,11 @@
 """Wires the payments service."""
 
-from saldo_platform.service import ServiceDefinition
-
 from saldo_payments.api import router
 from saldo_payments.application import PaymentsApplication
 from saldo_payments.integration import to_integration
 from saldo_payments.policies import ReleaseOnCreditNote
 from saldo_payments.projections import PaymentsProjection
+from saldo_platform.service import ServiceDefinition
 
 
 def definition() -> ServiceDefinition:

@@ -6,6 +6,7 @@ from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
+
 from saldo_platform.errors import DomainRuleViolated
 from saldo_platform.eventstore import SaldoAggregate
 

@@ -6,10 +6,9 @@ from typing import Any
 
 from saldo_events import payments as contracts
 from saldo_events.envelope import IntegrationEvent, Money
+from saldo_payments.domain import Payment
 from saldo_platform.eventstore import event_class
 from saldo_platform.relay import envelope
-
-from saldo_payments.domain import Payment
 
 Allocated = event_class(Payment, "Allocated")
 AmountReleased = event_class(Payment, "AmountReleased")

@@ -7,9 +7,8 @@ from typing import Any
 
 from saldo_events import invoicing
 from saldo_events.envelope import IntegrationEvent
-from saldo_platform.policy import Policy
-
 from saldo_payments.application import PaymentsApplication
+from saldo_platform.policy import Policy
 
 
 class ReleaseOnCreditNote(Policy):

@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
+
+from saldo_payouts.application import PayoutsApplication
 from saldo_platform.context import Context
 from saldo_platform.errors import NotFound
 from saldo_platform.http.app import etag, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.pages import Page, Paging, page_query
-
-from saldo_payouts.application import PayoutsApplication
 
 router = APIRouter(tags=["payouts"])
 Operator = Annotated[Context, Depends(requires(*OPERATOR))]

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from saldo_payouts.domain import Payout
 from saldo_platform.businessdates import today
 from saldo_platform.eventstore import EventStoreApplication
-
-from saldo_payouts.domain import Payout
 
 
 class PayoutsApplication(EventStoreApplication):

@@ -6,10 +6,9 @@ from typing import Any
 
 from saldo_events import payouts as contracts
 from saldo_events.envelope import BankAccount, IntegrationEvent, Money
+from saldo_payouts.domain import Payout
 from saldo_platform.eventstore import event_class
 from saldo_platform.relay import envelope
-
-from saldo_payouts.domain import Payout
 
 Drafted = event_class(Payout, "Drafted")
 MarkedPaid = event_class(Payout, "MarkedPaid")

@@ -7,9 +7,8 @@ from typing import Any
 
 from saldo_events import refunds
 from saldo_events.envelope import IntegrationEvent
-from saldo_platform.policy import Policy
-
 from saldo_payouts.application import PayoutsApplication
+from saldo_platform.policy import Policy
 
 
 class DraftPayoutForRefund(Policy):

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
+
 from saldo_events.envelope import BankAccount
 from saldo_platform.context import Context
 from saldo_platform.errors import NotFound
@@ -14,7 +15,6 @@ from saldo_platform.http.app import etag, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.bodies import MinorUnits, RequestBody
 from saldo_platform.http.pages import Page, Paging, page_query
-
 from saldo_refunds.application import RefundsApplication
 from saldo_refunds.domain import PaymentAccount
 

@@ -8,7 +8,6 @@ from uuid import UUID
 
 from saldo_platform.errors import DomainRuleViolated, NotFound
 from saldo_platform.eventstore import EventStoreApplication
-
 from saldo_refunds.domain import PaymentAccount, Refund
 
 CHANNELS_BUILT = ("bank",)

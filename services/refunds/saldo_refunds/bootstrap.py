@@ -1,7 +1,6 @@
 """Wires the refunds service."""
 
 from saldo_platform.service import ServiceDefinition
-
 from saldo_refunds.api import router
 from saldo_refunds.application import RefundsApplication
 from saldo_refunds.integration import to_integration

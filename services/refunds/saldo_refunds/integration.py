@@ -8,7 +8,6 @@ from saldo_events import refunds as contracts
 from saldo_events.envelope import BankAccount, IntegrationEvent, Money
 from saldo_platform.eventstore import event_class
 from saldo_platform.relay import envelope
-
 from saldo_refunds.domain import Refund
 
 Drafted = event_class(Refund, "Drafted")

@@ -8,7 +8,6 @@ from typing import Any
 from saldo_events import payments
 from saldo_events.envelope import IntegrationEvent
 from saldo_platform.policy import Policy
-
 from saldo_refunds.application import RefundsApplication
 
 
