@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from aiokafka import AIOKafkaProducer
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from saldo_platform.bus import Message, ensure_topics
+from saldo_platform.rebuild import kafka_messages
 
-from saldo_platform.bus import ensure_topics, partitions_of
 
-
-async def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record now on `topic`, all partitions, from the beginning."""
+async def read_topic(bootstrap: str, topic: str) -> list[Message]:
+    """Every message now on `topic`, all partitions, from the beginning."""
     await ensure_topics(bootstrap, [topic])
-    tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        end = await consumer.end_offsets(tps)
-        await consumer.seek_to_beginning(*tps)
-        records: list[Any] = []
-        remaining = {tp for tp in tps if end[tp] > 0}
-        while remaining:
-            for tp, batch in (await consumer.getmany(*remaining, timeout_ms=1000)).items():
-                records.extend(r for r in batch if r.offset < end[tp])
-                if await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-        return records
-    finally:
-        await consumer.stop()
+    return [message async for message, _ in kafka_messages(bootstrap, [topic])]
 
 
 async def produce(bootstrap: str, topic: str,

@@ -167,10 +167,14 @@ async def start_distributed(env: dict[str, str], logs: Path, services: tuple[str
                           logs / f"{service}.log")
         saldo.processes[service] = process.start()
         saldo.base_urls[service] = f"http://127.0.0.1:{port}/{service}"
-    for service in services:
-        await wait_healthy(saldo.client, saldo.base_urls[service], saldo.processes[service])
-    for unit in ("bu_a", "bu_b"):
-        saldo.keys[unit] = create_key(env, unit)
+    try:
+        for service in services:
+            await wait_healthy(saldo.client, saldo.base_urls[service], saldo.processes[service])
+        for unit in ("bu_a", "bu_b"):
+            saldo.keys[unit] = create_key(env, unit)
+    except BaseException:
+        saldo.stop()  # no orphans when one of them fails to start
+        raise
     return saldo
 
 
@@ -181,7 +185,11 @@ async def start_embedded(var_dir: Path, extra_env: dict[str, str] | None = None)
     env.pop("SALDO_KAFKA_BOOTSTRAP", None)
     process = Process(["embedded", "--port", str(port)], env, var_dir / "embedded.log").start()
     saldo = Saldo({s: f"http://127.0.0.1:{port}/{s}" for s in SERVICES}, {}, env, {"embedded": process})
-    await wait_healthy(saldo.client, saldo.base_urls["invoicing"], process)
-    for unit in ("bu_a", "bu_b"):
-        saldo.keys[unit] = create_key(env, unit)
+    try:
+        await wait_healthy(saldo.client, saldo.base_urls["invoicing"], process)
+        for unit in ("bu_a", "bu_b"):
+            saldo.keys[unit] = create_key(env, unit)
+    except BaseException:
+        saldo.stop()
+        raise
     return saldo

@@ -194,7 +194,7 @@ async def _all_messages(runtime: ServiceRuntime,
         source = _local_messages(runtime.bus, topics)
     else:
         assert runtime.settings.kafka_bootstrap
-        source = _kafka_messages(runtime.settings.kafka_bootstrap, topics)
+        source = kafka_messages(runtime.settings.kafka_bootstrap, topics)
     async for item in source:
         yield item
 
@@ -232,7 +232,7 @@ async def _local_messages(bus: LocalBus, topics: list[str]) -> AsyncIterator[tup
         yield first.message, total
 
 
-async def _kafka_messages(bootstrap: str, topics: list[str]) -> AsyncIterator[tuple[Message, int]]:
+async def kafka_messages(bootstrap: str, topics: list[str]) -> AsyncIterator[tuple[Message, int]]:
     partitions = await _partitions(bootstrap, topics)
     if not partitions:
         return
