@@ -24,7 +24,7 @@ test: install
 	$(VENV)/bin/pytest
 
 lint: install
-	$(VENV)/bin/ruff check libs services tests bench
+	$(VENV)/bin/ruff check libs services tests $(wildcard bench)
 	$(VENV)/bin/mypy libs services
 
 infra-up:
