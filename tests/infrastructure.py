@@ -17,6 +17,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# What deploy/local/up.sh starts (postgres.sh, kafka.sh).
+LOCAL_PG_PORT, LOCAL_KAFKA_PORT = 55432, 19092
+LOCAL_DATABASE_URL = f"postgresql://saldo:saldo@127.0.0.1:{LOCAL_PG_PORT}/postgres"
+
+
 @dataclass(frozen=True)
 class Servers:
     database_url: str
@@ -56,14 +61,17 @@ def servers() -> Iterator[Servers]:
             db = pg.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")
             yield Servers(db, kc.get_bootstrap_server(), "testcontainers")
         return
-    # Servers someone else started (another session, `make infra-up`) are left running.
-    already_running = _listening(55432) and _listening(19092)
-    started = subprocess.run(
-        [str(ROOT / "deploy/local/up.sh")], check=True, capture_output=True, text=True
-    )
+    if _listening(LOCAL_PG_PORT) and _listening(LOCAL_KAFKA_PORT):
+        # deploy/local servers someone else started (another checkout, `make infra-up`):
+        # use them and leave them running.
+        yield Servers(LOCAL_DATABASE_URL, f"127.0.0.1:{LOCAL_KAFKA_PORT}", "deploy/local (running)")
+        return
+    started = subprocess.run([str(ROOT / "deploy/local/up.sh")], capture_output=True, text=True)
+    if started.returncode != 0:
+        raise RuntimeError(f"deploy/local/up.sh failed:\n{started.stderr[-4000:]}")
     found = dict(line.split("=", 1) for line in started.stdout.split() if "=" in line)
     try:
         yield Servers(found["SALDO_DATABASE_URL"], found["SALDO_KAFKA_BOOTSTRAP"], "deploy/local")
     finally:
-        if not already_running and os.environ.get("SALDO_KEEP_SERVERS") != "1":
+        if os.environ.get("SALDO_KEEP_SERVERS") != "1":
             subprocess.run([str(ROOT / "deploy/local/down.sh")], check=False, capture_output=True)
