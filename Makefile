@@ -34,7 +34,8 @@ infra-down:
 	@deploy/local/down.sh
 
 bench: install
-	$(VENV)/bin/python -m bench
+	$(VENV)/bin/pip install --quiet -e '.[bench]'
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

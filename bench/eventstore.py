@@ -1,0 +1,136 @@
+"""Appending to the event store: the product's path and the bare `eventsourcing` loop.
+
+`fill` puts the events the relay will publish into a fresh invoicing event store.
+`bare_append_loop` is ceiling (a): a minimal `eventsourcing` Application, one aggregate per
+save, nothing of Saldo's. `saldo_append_loop` is the same loop through InvoicingApplication.
+`aggregate_replay` loads an aggregate with many events (replay speed) and times the
+`issue_invoice` command that has to load it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from datetime import date
+from uuid import uuid4
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+
+from bench.progress import Ticker
+from bench.stats import Rate
+from saldo_invoicing.application import InvoicingApplication
+from saldo_invoicing.domain import Invoice, InvoiceNumbers
+from saldo_platform.context import Context, acting
+from saldo_platform.eventstore import persistence_env
+
+BUSINESS_UNIT = "bench"
+LINES = [{"description": "Magazine, 12 months", "amount": 49900}]
+DUE = date(2026, 12, 31)
+
+
+def context() -> Context:
+    """What an HTTP command would store with its events (the relay publishes it)."""
+    return Context(business_unit=BUSINESS_UNIT, actor="api-key:bench",
+                   correlation_id=str(uuid4()))
+
+
+def _invoice(number: int) -> Invoice:
+    return Invoice(BUSINESS_UNIT, number, f"cust-{number % 1000}", "DKK", LINES, DUE)
+
+
+def fill(app: InvoicingApplication, events: int, batch: int = 100) -> Rate:
+    """`events` Invoice.Issued events, `batch` aggregates per transaction (setup, fast path)."""
+    ticker = Ticker("appending events for the relay", events)
+    started = time.perf_counter()
+    with acting(context()):
+        for first in range(0, events, batch):
+            app.save(*[_invoice(n + 1) for n in range(first, min(first + batch, events))])
+            ticker.update(min(first + batch, events))
+    return Rate(events, time.perf_counter() - started)
+
+
+class Counter(Aggregate):
+    """The smallest aggregate there is."""
+
+    @event("Created")
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class BareApplication(Application):  # type: ignore[type-arg]
+    name = "bare"
+
+
+def bare_append_loop(database_url: str, seconds: float, max_events: int) -> Rate:
+    """Ceiling (a): `app.save(aggregate)` in a loop, one event per transaction."""
+    app = BareApplication(env=persistence_env(database_url))
+    try:
+        return _timed_loop(lambda i: app.save(Counter(f"c{i}")), seconds, max_events,
+                           "bare eventsourcing append loop")
+    finally:
+        app.close()
+
+
+def saldo_append_loop(app: InvoicingApplication, seconds: float, max_events: int,
+                      first_number: int) -> Rate:
+    """The same loop through Saldo's application: metadata mapper, process recorder, an Invoice."""
+    with acting(context()):
+        return _timed_loop(lambda i: app.save(_invoice(first_number + i)), seconds, max_events,
+                           "Saldo append loop (InvoicingApplication.save)")
+
+
+def _timed_loop(step: Callable[[int], object], seconds: float, max_events: int,
+                what: str) -> Rate:
+    ticker = Ticker(f"{what} (≤{seconds:.0f} s)", max_events)
+    started = time.perf_counter()
+    deadline = started + seconds
+    done = 0
+    while done < max_events and time.perf_counter() < deadline:
+        step(done)
+        done += 1
+        if done % 200 == 0:
+            ticker.update(done)
+    elapsed = time.perf_counter() - started
+    ticker.update(max_events)
+    return Rate(done, elapsed)
+
+
+def aggregate_replay(app: InvoicingApplication, invoices_before: int,
+                     probes: int = 3) -> dict[str, float]:
+    """Replay of one aggregate with many events, and what that costs `issue_invoice`.
+
+    A business unit's InvoiceNumbers aggregate gets one event per invoice ever issued, and
+    `issue_invoice` loads it on every call. Returns events/s of loading it and the median
+    time of `issue_invoice` in a fresh unit and in one with `invoices_before` invoices.
+    """
+    unit = f"replay-{uuid4().hex[:6]}"
+    numbers = InvoiceNumbers(unit)
+    for _ in range(invoices_before):
+        numbers.take()
+    with acting(context()):
+        for first in range(0, len(pending := numbers.collect_events()), 1000):
+            app.events.put(pending[first:first + 1000])
+    started = time.perf_counter()
+    loaded = app.repository.get(InvoiceNumbers.create_id(unit))
+    replay_s = time.perf_counter() - started
+    assert loaded.last == invoices_before
+    fresh_unit = f"fresh-{uuid4().hex[:6]}"
+    return {
+        "aggregate_events": invoices_before + 1,
+        "replay_seconds": replay_s,
+        "replay_events_per_second": (invoices_before + 1) / replay_s,
+        "issue_invoice_ms_fresh_unit": _median_issue_ms(app, fresh_unit, probes),
+        "issue_invoice_ms_after_n_invoices": _median_issue_ms(app, unit, probes),
+    }
+
+
+def _median_issue_ms(app: InvoicingApplication, unit: str, probes: int) -> float:
+    times = []
+    with acting(Context(business_unit=unit, actor="api-key:bench", correlation_id=str(uuid4()))):
+        for _ in range(probes):
+            started = time.perf_counter()
+            app.issue_invoice(unit, "cust-1", "DKK", LINES, DUE)
+            times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
