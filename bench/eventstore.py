@@ -13,6 +13,7 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 from uuid import uuid4
 
 from eventsourcing.application import Application
@@ -107,13 +108,18 @@ def aggregate_replay(app: InvoicingApplication, invoices_before: int,
     """
     unit = f"replay-{uuid4().hex[:6]}"
     numbers = InvoiceNumbers(unit)
-    for _ in range(invoices_before):
-        numbers.take()
     with acting(context()):
-        for first in range(0, len(pending := numbers.collect_events()), 1000):
-            app.events.put(pending[first:first + 1000])
+        # Saved through the application, a thousand at a time, so its snapshots are taken as
+        # they are when invoices are issued one by one.
+        for taken in range(invoices_before):
+            numbers.take()
+            if taken % 1000 == 999 or taken == invoices_before - 1:
+                app.save(numbers)
     started = time.perf_counter()
-    loaded = app.repository.get(InvoiceNumbers.create_id(unit))
+    # The whole history, as an audit replay reads it; issue_invoice starts from a snapshot.
+    loaded: Any = None
+    for stored in app.events.get(InvoiceNumbers.create_id(unit)):
+        loaded = stored.mutate(loaded)
     replay_s = time.perf_counter() - started
     assert loaded.last == invoices_before
     fresh_unit = f"fresh-{uuid4().hex[:6]}"
