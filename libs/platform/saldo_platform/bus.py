@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from saldo_events.codec import Headers
+from saldo_platform import telemetry
 from saldo_platform.sql import SQLiteDatabase
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
 class KafkaConsumer:
     def __init__(self, bootstrap: str, group_id: str) -> None:
         self._bootstrap = bootstrap
+        self.group_id = group_id
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -111,6 +113,10 @@ class KafkaConsumer:
 
     async def getmany(self, timeout_s: float) -> list[Message]:
         batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=200)
+        for tp, records in batches.items():
+            if records and (highwater := self._consumer.highwater(tp)) is not None:
+                telemetry.consumer_lag.set(highwater - records[-1].offset - 1, {
+                    "group": self.group_id, "topic": tp.topic, "partition": tp.partition})
         return [
             Message(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers))
             for records in batches.values()

@@ -112,6 +112,7 @@ class Relay:
             position, self.batch_size, inclusive_of_start=False,
         )
         if not notifications:
+            telemetry.relay_backlog.set(0, {"relay": self.name})
             return position
         acknowledgements = []
         for notification in notifications:
@@ -126,6 +127,8 @@ class Relay:
             self.name, position,
         )
         telemetry.relayed_counter.add(len(acknowledgements), {"topic": self.topic})
+        latest = await asyncio.to_thread(self.application.recorder.max_notification_id)
+        telemetry.relay_backlog.set((latest or position) - position, {"relay": self.name})
         return position
 
     async def _send(self, event: IntegrationEvent) -> Any:

@@ -38,6 +38,10 @@ commands_counter = meter.create_counter("saldo.commands", description="HTTP comm
 relayed_counter = meter.create_counter("saldo.events.relayed", description="Events published")
 consumed_counter = meter.create_counter("saldo.events.consumed", description="Events applied")
 dead_letter_counter = meter.create_counter("saldo.events.dead_lettered")
+relay_backlog = meter.create_gauge(
+    "saldo.relay.backlog", description="Stored events the relay has not published yet")
+consumer_lag = meter.create_gauge(
+    "saldo.consumer.lag", description="Messages on a partition the consumer has not read yet")
 
 
 class JsonLinesSpanExporter(SpanExporter):
