@@ -96,6 +96,12 @@ async def test_relay_killed_mid_publish(env: dict[str, str], tmp_path: Path, tag
         relay = Process(["relay", "invoicing"], env, tmp_path / "relay-2.log").start()
 
         async def all_projected() -> bool:
+            try:
+                return await _all_projected()
+            except asyncpg.UndefinedTableError:
+                return False  # a consumer process has not created its tables yet
+
+        async def _all_projected() -> bool:
             rows = await count(invoicing_db, "SELECT count(*) FROM invoices")
             postings = await count(accounting_db, "SELECT count(*) FROM \"accounting-sync_events\""
                                                   " WHERE topic LIKE '%Posting.Recorded'")
