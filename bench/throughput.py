@@ -10,7 +10,7 @@ from bench import ceilings, eventstore
 from bench.infra import Servers
 from bench.progress import say
 from bench.relay import breakdown, record_size, relay_throughput
-from bench.replay import projection_replay
+from bench.replay import projection_rebuild, projection_replay
 from saldo_invoicing.application import InvoicingApplication
 from saldo_platform.bus import KafkaProducer, ensure_topics
 from saldo_platform.settings import Settings, database_name_url
@@ -36,6 +36,7 @@ async def throughput(servers: Servers, settings: Settings, tag: str,
         app.close()
     out["replay"]["projection"] = await projection_replay(
         settings, tag, out["relay"]["rate"]["count"])
+    out["replay"]["rebuild"] = await projection_rebuild(settings, out["relay"]["rate"]["count"])
     return out
 
 
