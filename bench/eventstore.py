@@ -13,7 +13,7 @@ import statistics
 import time
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 from eventsourcing.application import Application
@@ -119,7 +119,7 @@ def aggregate_replay(app: InvoicingApplication, invoices_before: int,
     # The whole history, as an audit replay reads it; issue_invoice starts from a snapshot.
     loaded: Any = None
     for stored in app.events.get(InvoiceNumbers.create_id(unit)):
-        loaded = stored.mutate(loaded)
+        loaded = cast(Any, stored).mutate(loaded)
     replay_s = time.perf_counter() - started
     assert loaded.last == invoices_before
     fresh_unit = f"fresh-{uuid4().hex[:6]}"

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
 
+from saldo_platform.bus import kafka_admin
 from saldo_platform.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,15 +67,11 @@ async def drop_databases(server_url: str, tag: str) -> list[str]:
 
 
 async def delete_topics(bootstrap: str, tag: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with kafka_admin(bootstrap) as admin:
         mine = [t for t in await admin.list_topics() if t.startswith(f"{tag}.")]
         if mine:
             await admin.delete_topics(mine)
         return mine
-    finally:
-        await admin.close()
 
 
 def _first_line(args: list[str]) -> str:

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
-from saldo_platform.bus import LocalBus, ensure_topics
+from saldo_platform.bus import LocalBus, ensure_topics, kafka_admin, partitions_of
 from saldo_platform.cli import definitions
-from saldo_platform.rebuild import _local_messages, _partitions, kafka_messages
+from saldo_platform.rebuild import _local_messages, kafka_messages
 from saldo_platform.settings import SERVICES, Settings
 from tests.infrastructure import Servers
 from tests.scenarios import walking_skeleton
@@ -115,7 +114,7 @@ async def kafka_lag(env: dict[str, str]) -> dict[str, int]:
                     rows = await conn.fetch("SELECT topic, partition, next_offset"
                                             " FROM consumer_offsets WHERE consumer = $1", name)
                     stored = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
-                    partitions = await _partitions(settings.kafka_bootstrap, topics)
+                    partitions = await partitions_of(settings.kafka_bootstrap, topics)
                     for tp, end in (await consumer.end_offsets(partitions)).items():
                         behind = end - stored.get((tp.topic, tp.partition), 0)
                         if behind:
@@ -258,12 +257,8 @@ async def test_the_replay_reads_to_the_end_offsets_in_publication_order(infra: S
         await producer.stop()
     assert replayed == [f"m{i}" for i in range(len(plan))]
     assert totals == {len(plan)}
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with kafka_admin(bootstrap) as admin:
         assert missing not in await admin.list_topics()
-    finally:
-        await admin.close()
 
 
 async def test_the_embedded_replay_merges_topics_by_event_time(tmp_path: Path) -> None:

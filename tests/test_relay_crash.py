@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.domain import Invoice, InvoiceNumbers
@@ -52,7 +52,7 @@ async def count(url: str, sql: str) -> int:
 
 async def kill_mid_batch(relay: Process, bootstrap: str, topic: str, database_url: str) -> tuple[int, int]:
     """SIGKILL the relay at an instant when it has sent more than its stored position covers."""
-    tps = [TopicPartition(topic, p) for p in await partitions_of(bootstrap, topic)]
+    tps = await partitions_of(bootstrap, [topic])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     conn = await asyncpg.connect(database_url)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -127,29 +127,40 @@ class KafkaConsumer:
         await self._consumer.stop()
 
 
-async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int = 3) -> None:
+@asynccontextmanager
+async def kafka_admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int = 3) -> None:
+    async with kafka_admin(bootstrap) as admin:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
             await admin.create_topics(
                 [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
             )
-    finally:
-        await admin.close()
 
 
-async def partitions_of(bootstrap: str, topic: str) -> list[int]:
-    """The partition numbers of a topic, as the broker knows them now."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        (description,) = await admin.describe_topics([topic])
-        return sorted(p["partition"] for p in description["partitions"])
-    finally:
-        await admin.close()
+async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
+    """The topics' partitions as the broker knows them now; a topic that does not exist has none.
+
+    Asking the broker about a missing topic by name may create it (`auto.create.topics.enable`),
+    so only topics that exist are described.
+    """
+    async with kafka_admin(bootstrap) as admin:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in topics if t in existing]
+        described = await admin.describe_topics(wanted) if wanted else []
+    found = [TopicPartition(topic["topic"], p["partition"])
+             for topic in described if topic.get("error_code", 0) == 0
+             for p in topic["partitions"]]
+    return sorted(found, key=lambda tp: (tp.topic, tp.partition))
 
 
 # --- Embedded ----------------------------------------------------------------------------------

@@ -142,7 +142,6 @@ async def _rebuild(settings: Settings, service: str, until: datetime | None) -> 
     runtime = ServiceRuntime(definitions()[service], settings, keys, bus)
     await runtime.open()
     await runtime.setup_projections()
-    await runtime.producer().start()
     all_equal = True
     try:
         for projection in runtime.projections():
@@ -152,6 +151,8 @@ async def _rebuild(settings: Settings, service: str, until: datetime | None) -> 
     finally:
         await runtime.close()
         await keys.db.close()
+        if bus is not None:
+            await bus.stop()
     return all_equal
 
 

@@ -25,11 +25,10 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from saldo_events.codec import Headers, UndecodableMessage, decode, header
 from saldo_platform import telemetry
-from saldo_platform.bus import LocalBus, Message, Positions
+from saldo_platform.bus import LocalBus, Message, Positions, partitions_of
 from saldo_platform.consumer import ConsumerRunner, Handler
 from saldo_platform.projection import Projection
 from saldo_platform.service import ServiceRuntime
@@ -233,7 +232,7 @@ async def _local_messages(bus: LocalBus, topics: list[str]) -> AsyncIterator[tup
 
 
 async def kafka_messages(bootstrap: str, topics: list[str]) -> AsyncIterator[tuple[Message, int]]:
-    partitions = await _partitions(bootstrap, topics)
+    partitions = await partitions_of(bootstrap, topics)
     if not partitions:
         return
     # No consumer group: the live groups, and the positions stored with the effects, stay as
@@ -300,27 +299,6 @@ async def _fill(consumer: AIOKafkaConsumer, needed: list[TopicPartition],
             raise TimeoutError(f"no progress reading {still} towards end offsets "
                                f"{ {str(tp): end[tp] for tp in still} }")
         needed = still
-
-
-async def _partitions(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
-    """The topics' partitions from fresh metadata; a topic that does not exist has none.
-
-    Asking the broker about a missing topic by name may create it (`auto.create.topics.enable`,
-    with the broker's default partition count): a rebuild only describes topics that exist.
-    """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = [t for t in topics if t in existing]
-        described = await admin.describe_topics(wanted) if wanted else []
-    finally:
-        await admin.close()
-    found = []
-    for topic in described:
-        if topic.get("error_code", 0) == 0:
-            found += [TopicPartition(topic["topic"], p["partition"]) for p in topic["partitions"]]
-    return sorted(found, key=lambda tp: (tp.topic, tp.partition))
 
 
 def print_table(service: str, projection: str, differences: list[Difference]) -> None:

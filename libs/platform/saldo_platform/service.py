@@ -32,7 +32,7 @@ from saldo_platform.http.idempotency import IdempotencyStore
 from saldo_platform.policy import Policy
 from saldo_platform.projection import Projection
 from saldo_platform.relay import Relay, ToIntegration
-from saldo_platform.settings import Settings
+from saldo_platform.settings import SERVICES, Settings
 from saldo_platform.sql import Database, open_database
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class ServiceRuntime:
         assert self.application is not None
         await self.setup_projections()
         if self.bus is None and self.settings.kafka_bootstrap:
-            topics = [self.settings.topic(s) for s in _all_services()]
+            topics = [self.settings.topic(s) for s in SERVICES]
             await ensure_topics(self.settings.kafka_bootstrap,
                                 topics + [dead_letter_topic(t) for t in topics])
         producer = self.producer()
@@ -155,9 +155,3 @@ class ServiceRuntime:
         await self.db.close()
         if self.application is not None:
             self.application.close()
-
-
-def _all_services() -> tuple[str, ...]:
-    from saldo_platform.settings import SERVICES
-
-    return SERVICES
