@@ -8,6 +8,7 @@ causation, traceparent) under the key `meta`, so the relay can publish it with t
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import date
 from typing import Any, cast
 from urllib.parse import unquote, urlparse
@@ -25,8 +26,9 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 
-from saldo_platform.context import current
+from saldo_platform.context import acting, current
 from saldo_platform.errors import NotFound
+from saldo_platform.unitofwork import UnitOfWork, current_unit
 
 
 class SaldoAggregate(Aggregate):
@@ -119,6 +121,26 @@ class EventStoreApplication(Application[UUID]):
     def on_saved(self, listener: Callable[[], None]) -> None:
         """Wake an in-process relay when events are saved (PostgreSQL also NOTIFYs)."""
         self._saved_listeners.append(listener)
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Record at once, or, inside an HTTP command, collect into its unit of work.
+
+        The idempotency middleware then records the command's events together with its answer
+        (`record_unit`), so that effect and answer are one write (unitofwork.py).
+        """
+        unit = current_unit()
+        if unit is None:
+            return super().save(*objs, **kwargs)
+        unit.collect(*objs)
+        return []
+
+    def record_unit(self, unit: UnitOfWork, *more: Any) -> None:
+        """Record a command's collected events and `more` aggregates in one transaction."""
+        unit.processing_event.collect_events(*more)
+        with acting(unit.context) if unit.context else nullcontext():
+            recordings = self._record(unit.processing_event)
+        self._take_snapshots(unit.processing_event)
+        self._notify(recordings)
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         for listener in self._saved_listeners:

@@ -12,6 +12,7 @@ from eventsourcing.persistence import IntegrityError
 from saldo_invoicing.domain import Invoice, InvoiceNumbers
 from saldo_platform.errors import DomainRuleViolated, PreconditionFailed
 from saldo_platform.eventstore import EventStoreApplication
+from saldo_platform.unitofwork import one_at_a_time
 
 
 class InvoicingApplication(EventStoreApplication):
@@ -22,8 +23,9 @@ class InvoicingApplication(EventStoreApplication):
 
     def __init__(self, database_url: str) -> None:
         super().__init__(database_url)
-        # Requests of this process take numbers one at a time instead of colliding and
-        # retrying; other processes still meet on the sequence's version (optimistic, retried).
+        # Requests of this process take numbers one at a time, until the number is recorded,
+        # instead of colliding and retrying; other processes still meet on the sequence's
+        # version (optimistic, and the command runs again on the newer sequence).
         self._numbering = threading.Lock()
 
     def issue_invoice(self, business_unit: str, customer_id: str, currency: str,
@@ -32,7 +34,7 @@ class InvoicingApplication(EventStoreApplication):
             raise DomainRuleViolated("an invoice needs at least one line")
         if sum(line["amount"] for line in lines) <= 0:
             raise DomainRuleViolated("an invoice's total must be positive")
-        with self._numbering:
+        with one_at_a_time(self._numbering):
             return self._issue_numbered(business_unit, customer_id, currency, lines, due_date)
 
     def _issue_numbered(self, business_unit: str, customer_id: str, currency: str,

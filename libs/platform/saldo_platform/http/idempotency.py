@@ -8,14 +8,21 @@ kept 48 hours (at least the 24 promised).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
 
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from saldo_platform import failpoints
+from saldo_platform.eventstore import EventStoreApplication
 from saldo_platform.sql import Database
+from saldo_platform.unitofwork import UnitOfWork, collecting
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency_keys (
@@ -24,7 +31,10 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     PRIMARY KEY (scope, key))
 """
 KEEP = timedelta(hours=48)
-ABANDONED = timedelta(minutes=2)  # a request whose process died while it ran
+# A claim still running after this is taken over. Taking over is safe even if the first attempt
+# lives on: only one of them can record the command (CommandRecord), the other replays its answer.
+ABANDONED = timedelta(seconds=10)
+CONFLICT_ATTEMPTS = 5
 
 
 class IdempotencyStore:
@@ -86,16 +96,53 @@ class IdempotencyStore:
         )
 
 
-def _problem(status: int, title: str, detail: str) -> tuple[int, list[list[str]], str]:
+class CommandRecord(Aggregate):
+    """What the command sent with one Idempotency-Key answered: saved with the command's events.
+
+    Its id comes from the caller and the key, so a second attempt that also reaches the commit
+    collides with it (a version conflict) instead of taking effect a second time.
+    """
+
+    @staticmethod
+    def create_id(caller: str, key: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"saldo:idempotency:{caller}:{key}")
+
+    @event("Answered")
+    def __init__(self, caller: str, key: str, request_sha256: str, status: int,
+                 headers: list[list[str]], body: str) -> None:
+        self.caller = caller
+        self.key = key
+        self.request_sha256 = request_sha256
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def as_row(self) -> dict[str, Any]:
+        return {"request_sha256": self.request_sha256, "state": "done", "status": self.status,
+                "headers": json.dumps(self.headers), "body": self.body}
+
+
+def _problem(status: int, title: str, detail: str) -> Answer:
     body = json.dumps({"type": "https://saldo.dev/problems/idempotency", "title": title,
                        "status": status, "detail": detail})
     return status, [["content-type", "application/problem+json"]], body
 
 
+Answer = tuple[int, list[list[str]], str]
+
+
 class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp, store: IdempotencyStore) -> None:
+    """Claims the key, runs the command collecting its events, records events and answer at once.
+
+    Runs inside the authentication middleware: keys are scoped to the caller's API key.
+    """
+
+    def __init__(self, app: ASGIApp, store: IdempotencyStore, application: EventStoreApplication,
+                 service: str) -> None:
         self.app = app
         self.store = store
+        self.application = application
+        self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -111,52 +158,99 @@ class IdempotencyMiddleware:
             ))
             return
         body = await _read_body(receive)
-        caller = hashlib.sha256(headers.get("authorization", "").encode()).hexdigest()
+        caller = _caller(scope, headers)
         fingerprint = hashlib.sha256(
             b"\n".join([scope["path"].encode(), scope.get("query_string", b""), body])
         ).hexdigest()
         token, earlier = await self.store.claim(caller, key, fingerprint)
         if token is None:
             assert earlier is not None
-            await _respond(send, *self._answer_for(earlier, fingerprint))
+            if earlier["state"] != "done":
+                # Its process may have died after recording the command, before noting it here.
+                earlier = await self._recorded(caller, key) or earlier
+            await _respond(send, *_answer_for(earlier, fingerprint))
             return
-
-        status, response_headers, chunks = 500, [], []
-
-        async def replay_body() -> Message:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def capture(message: Message) -> None:
-            nonlocal status, response_headers
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                response_headers = [[k.decode("latin-1"), v.decode("latin-1")]
-                                    for k, v in message.get("headers", [])]
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-
+        failpoints.reach("after-claim", "http", self.service)
         try:
-            await self.app(scope, replay_body, capture)
+            status, response_headers, text = await self._run_once(scope, body, caller, key, fingerprint)
         except BaseException:
             await self.store.release(caller, key, token)
             raise
-        text = b"".join(chunks).decode("utf-8", errors="replace")
         if 200 <= status < 300:
             await self.store.complete(caller, key, token, status, response_headers, text)
+            failpoints.reach("after-complete", "http", self.service)
         else:
             await self.store.release(caller, key, token)
         await _respond(send, status, response_headers, text)
 
-    @staticmethod
-    def _answer_for(earlier: dict[str, Any], fingerprint: str) -> tuple[int, list[list[str]], str]:
-        if earlier["request_sha256"] != fingerprint:
-            return _problem(422, "Idempotency-Key reused",
-                            "this Idempotency-Key was used for a different request; use a new key")
-        if earlier["state"] != "done":
-            return _problem(409, "Request in progress",
-                            "a request with this Idempotency-Key is still running; retry shortly")
-        stored = [h for h in json.loads(earlier["headers"]) if h[0].lower() != "content-length"]
-        return earlier["status"], stored + [["idempotent-replayed", "true"]], earlier["body"]
+    async def _run_once(self, scope: Scope, body: bytes, caller: str, key: str,
+                        fingerprint: str) -> Answer:
+        """Run the command and record its events with its answer, or find who did already."""
+        for _ in range(CONFLICT_ATTEMPTS):
+            unit = UnitOfWork()
+            try:
+                with collecting(unit):
+                    status, headers, text = await _call(self.app, scope, body)
+                if not 200 <= status < 300:
+                    # A slow first attempt with this key may have finished while this one ran.
+                    recorded = await self._recorded(caller, key)
+                    return _answer_for(recorded, fingerprint) if recorded else (status, headers, text)
+                record = CommandRecord(caller, key, fingerprint, status, headers, text)
+                failpoints.reach("before-commit", "http", self.service)
+                try:
+                    await asyncio.to_thread(self.application.record_unit, unit, record)
+                except IntegrityError:
+                    recorded = await self._recorded(caller, key)
+                    if recorded:
+                        return _answer_for(recorded, fingerprint)
+                    continue  # another command changed the same aggregate: run again on its result
+                failpoints.reach("after-commit", "http", self.service)
+                return status, headers, text
+            finally:
+                unit.end()
+        return _problem(409, "Conflict", "the resource kept being changed by other requests; retry")
+
+    async def _recorded(self, caller: str, key: str) -> dict[str, Any] | None:
+        record = await asyncio.to_thread(self.application.get_or_none,
+                                         CommandRecord.create_id(caller, key))
+        return record.as_row() if isinstance(record, CommandRecord) else None
+
+
+def _caller(scope: Scope, headers: dict[str, str]) -> str:
+    principal = scope.get("state", {}).get("principal")
+    if principal is not None:
+        return str(principal.key_id)
+    return hashlib.sha256(headers.get("authorization", "").encode()).hexdigest()
+
+
+def _answer_for(earlier: dict[str, Any], fingerprint: str) -> Answer:
+    if earlier["request_sha256"] != fingerprint:
+        return _problem(422, "Idempotency-Key reused",
+                        "this Idempotency-Key was used for a different request; use a new key")
+    if earlier["state"] != "done":
+        return _problem(409, "Request in progress",
+                        "a request with this Idempotency-Key is still running; retry shortly")
+    stored = [h for h in json.loads(earlier["headers"]) if h[0].lower() != "content-length"]
+    return earlier["status"], stored + [["idempotent-replayed", "true"]], earlier["body"]
+
+
+async def _call(app: ASGIApp, scope: Scope, body: bytes) -> Answer:
+    """Run the app on a body already read; capture its answer instead of sending it."""
+    status, headers, chunks = 500, [], []
+
+    async def replay_body() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def capture(message: Message) -> None:
+        nonlocal status, headers
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in message.get("headers", [])]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, replay_body, capture)
+    return status, headers, b"".join(chunks).decode("utf-8", errors="replace")
 
 
 async def _read_body(receive: Receive) -> bytes:
