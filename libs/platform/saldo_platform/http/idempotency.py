@@ -197,6 +197,7 @@ class IdempotencyMiddleware:
                     return _answer_for(recorded, fingerprint) if recorded else (status, headers, text)
                 record = CommandRecord(caller, key, fingerprint, status, headers, text)
                 failpoints.reach("before-commit", "http", self.service)
+                await failpoints.meet("before-commit", "http", self.service)
                 try:
                     await asyncio.to_thread(self.application.record_unit, unit, record)
                 except IntegrityError:
