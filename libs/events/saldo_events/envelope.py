@@ -6,9 +6,14 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
-CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+from saldo_events.currencies import check_currency
+
+# The one definition of a currency for every contract and HTTP body (rule M6): three capital
+# letters (the JSON Schema's pattern) that name a real ISO 4217 currency (checked on validation).
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code"),
+                         AfterValidator(check_currency)]
 Amount = Annotated[StrictInt, Field(description="Integer minor units (øre, cents). Never a float.")]
 
 

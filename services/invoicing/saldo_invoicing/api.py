@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
+from saldo_events.envelope import CurrencyCode
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.projections import INVOICES_WITH_PAID, status
 from saldo_platform.businessdates import today
@@ -32,7 +33,7 @@ class LineIn(Body):
 
 class IssueInvoice(Body):
     customer_id: str = Field(min_length=1, max_length=100)
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    currency: CurrencyCode
     due_date: date
     lines: list[LineIn] = Field(min_length=1, max_length=500)
 
