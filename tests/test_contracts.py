@@ -54,7 +54,8 @@ def test_the_walking_skeleton_events_are_all_registered() -> None:
         "dk.saldo.invoicing.InvoiceIssued", "dk.saldo.invoicing.CreditNoteIssued",
         "dk.saldo.payments.PaymentReceived", "dk.saldo.payments.PaymentAllocated",
         "dk.saldo.payments.AmountReleased", "dk.saldo.refunds.RefundRequested",
-        "dk.saldo.refunds.RefundDrafted", "dk.saldo.payouts.PayoutDrafted",
+        "dk.saldo.refunds.RefundDrafted", "dk.saldo.refunds.RefundSucceeded",
+        "dk.saldo.payouts.PayoutDrafted",
         "dk.saldo.payouts.PayoutMarkedPaid", "dk.saldo.accounting-sync.PostingRecorded",
     }
     assert expected <= set(EVENT_TYPES)

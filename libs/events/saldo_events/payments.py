@@ -39,7 +39,12 @@ class PaymentAllocated(IntegrationEvent):
 
 
 class AmountReleased(IntegrationEvent):
-    """Money paid against an invoice is detached from it and can be refunded (rule I3)."""
+    """Money paid against an invoice is detached from it and can be refunded (rule I3).
+
+    Released for a credit note (`credit_note_id`: the invoice's debt shrank by as much), or for
+    a refund (`refund_id`, rule M6): an allocation made before payments heard of the refund had
+    spent money promised to it, and the invoice is unpaid again by this amount.
+    """
 
     SERVICE = "payments"
     payment_id: UUID
@@ -47,3 +52,4 @@ class AmountReleased(IntegrationEvent):
     credit_note_id: UUID | None
     customer_id: str
     amount: Money
+    refund_id: UUID | None = None  # added in schema 1, optional: older events have none

@@ -30,3 +30,18 @@ class RefundDrafted(IntegrationEvent):
     amount: Money
     reason: str
     bank_account: BankAccount | None = None
+
+
+class RefundSucceeded(IntegrationEvent):
+    """The money reached the customer: for a bank refund, its payout was marked paid out (B4).
+
+    The refund's amount moves from "in progress" to "refunded" (rules P3, M6).
+    """
+
+    SERVICE = "refunds"
+    refund_id: UUID
+    payment_id: UUID
+    customer_id: str
+    channel: RefundChannel
+    amount: Money
+    payout_id: UUID | None = None  # the bank payout that paid it, for the bank channel

@@ -7,13 +7,12 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import AwareDatetime, Field, model_validator
-from starlette.concurrency import run_in_threadpool
 
+from saldo_events.envelope import CurrencyCode
 from saldo_events.payments import PaymentMethod
 from saldo_payments.application import PaymentsApplication
-from saldo_payments.domain import Payment
 from saldo_platform.context import Context
-from saldo_platform.errors import DomainRuleViolated, NotFound
+from saldo_platform.errors import NotFound
 from saldo_platform.http.app import etag, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.bodies import MinorUnits
@@ -34,7 +33,7 @@ class ReceivePayment(Body):
     customer_id: str = Field(min_length=1, max_length=100)
     method: PaymentMethod
     amount: MinorUnits
-    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    currency: CurrencyCode
     received_at: AwareDatetime
     provider_reference: str | None = Field(default=None, max_length=200)
     allocations: list[AllocationIn] = Field(default_factory=list, max_length=100)
@@ -49,14 +48,13 @@ class ReceivePayment(Body):
 
 
 @router.post("/payments", status_code=201)
-async def receive_payment(body: ReceivePayment, who: Operator, request: Request,
-                          response: Response) -> dict[str, Any]:
-    for allocation in body.allocations:
-        await _check_invoice(request, who.business_unit, allocation.invoice_id, body.currency)
+def receive_payment(body: ReceivePayment, who: Operator, request: Request,
+                    response: Response) -> dict[str, Any]:
+    """A payment received, with the open invoices it pays at once (rules P1, P2, M6)."""
     application: PaymentsApplication = state(request, "application")
-    payment = await run_in_threadpool(
-        application.receive_payment, who.business_unit, body.customer_id, body.method,
-        body.amount, body.currency, body.received_at, body.provider_reference,
+    payment = application.receive_payment(
+        who.business_unit, body.customer_id, body.method, body.amount, body.currency,
+        body.received_at, body.provider_reference,
         [(a.invoice_id, a.amount) for a in body.allocations],
     )
     response.headers["ETag"] = etag(payment.version)
@@ -66,34 +64,17 @@ async def receive_payment(body: ReceivePayment, who: Operator, request: Request,
             "unallocated": payment.unallocated, "version": payment.version}
 
 
-async def _check_invoice(request: Request, business_unit: str, invoice_id: UUID, currency: str) -> None:
-    invoice = await state(request, "db").fetchrow(
-        "SELECT currency FROM known_invoices WHERE invoice_id = $1 AND business_unit = $2",
-        str(invoice_id), business_unit,
-    )
-    if invoice is None:
-        raise NotFound(f"invoice {invoice_id} is not known to payments (yet)")
-    if invoice["currency"] != currency:
-        raise DomainRuleViolated(
-            f"invoice {invoice_id} is in {invoice['currency']}, the payment in {currency}: "
-            "amounts in different currencies cannot be combined (rule M1)"
-        )
-
-
 class Allocate(Body):
     invoice_id: UUID
     amount: MinorUnits
 
 
 @router.post("/payments/{payment_id}/allocations")
-async def allocate_payment(payment_id: UUID, body: Allocate, who: Operator,
-                           request: Request, response: Response) -> dict[str, Any]:
-    """Place unallocated money of a payment on an open invoice (rule P2)."""
+def allocate_payment(payment_id: UUID, body: Allocate, who: Operator,
+                     request: Request, response: Response) -> dict[str, Any]:
+    """Place unallocated money of a payment on an open invoice (rules P2, M6)."""
     application: PaymentsApplication = state(request, "application")
-    payment = await run_in_threadpool(application.get_owned, payment_id, who.business_unit, Payment)
-    await _check_invoice(request, who.business_unit, body.invoice_id, payment.currency)
-    payment = await run_in_threadpool(application.allocate_payment, who.business_unit, payment_id,
-                                      body.invoice_id, body.amount)
+    payment = application.allocate_payment(who.business_unit, payment_id, body.invoice_id, body.amount)
     response.headers["ETag"] = etag(payment.version)
     return {"id": str(payment.id), "unallocated": payment.unallocated, "version": payment.version}
 

@@ -3,7 +3,7 @@
 from saldo_payments.api import router
 from saldo_payments.application import PaymentsApplication
 from saldo_payments.integration import to_integration
-from saldo_payments.policies import ReleaseOnCreditNote
+from saldo_payments.policies import FollowInvoices, FollowRefunds
 from saldo_payments.projections import PaymentsProjection
 from saldo_platform.service import ServiceDefinition
 
@@ -15,5 +15,5 @@ def definition() -> ServiceDefinition:
         router=router,
         to_integration=to_integration,
         projections=[(PaymentsProjection, ["payments", "invoicing"])],
-        policies=[(ReleaseOnCreditNote, ["invoicing"])],
+        policies=[(FollowInvoices, ["invoicing"]), (FollowRefunds, ["refunds"])],
     )

@@ -13,6 +13,7 @@ from saldo_platform.relay import envelope
 Allocated = event_class(Payment, "Allocated")
 AmountReleased = event_class(Payment, "AmountReleased")
 Received = event_class(Payment, "Received")
+ReleasedForRefund = event_class(Payment, "ReleasedForRefund")
 
 
 def to_integration(e: Any) -> IntegrationEvent | None:
@@ -34,4 +35,10 @@ def to_integration(e: Any) -> IntegrationEvent | None:
             credit_note_id=e.credit_note_id, customer_id=e.customer_id,
             amount=Money(amount=e.amount, currency=e.currency),
         )
-    return None
+    if isinstance(e, ReleasedForRefund):
+        return contracts.AmountReleased(
+            **envelope(e), payment_id=e.originator_id, invoice_id=e.invoice_id,
+            credit_note_id=None, refund_id=e.refund_id, customer_id=e.customer_id,
+            amount=Money(amount=e.amount, currency=e.currency),
+        )
+    return None  # the invoice accounts and the refunds noted are private to this service

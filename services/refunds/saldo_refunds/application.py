@@ -46,6 +46,17 @@ class RefundsApplication(EventStoreApplication):
         return [PaymentAccount(business_unit, payment_id, customer_id, method, amount, currency,
                                received_at, allocated)]
 
+    def payout_paid(self, business_unit: str, refund_id: UUID, payout_id: UUID) -> list[Any]:
+        """The refund's payout was paid out: the refund completes and counts as refunded (M6)."""
+        refund: Refund | None = self.get_or_none(refund_id)
+        if refund is None or refund.business_unit != business_unit:
+            raise NotFound(f"refund {refund_id} of payout {payout_id} is not known to refunds")
+        if not refund.complete(payout_id):
+            return []
+        account: PaymentAccount = self.repository.get(PaymentAccount.create_id(refund.payment_id))
+        account.settle(refund.id)
+        return [refund, account]
+
     def allocation_changed(self, payment_id: UUID, source_event_id: UUID, delta: int) -> list[Any]:
         account: PaymentAccount = self.repository.get(PaymentAccount.create_id(payment_id))
         return [account] if account.note_allocation_change(source_event_id, delta) else []

@@ -8,6 +8,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
+from saldo_events.currencies import format_money
 from saldo_platform.errors import DomainRuleViolated
 from saldo_platform.eventstore import SaldoAggregate
 
@@ -38,10 +39,15 @@ class PaymentAccount(SaldoAggregate):
         self.in_progress = 0
         self.refunded = 0
         self.seen: list[str] = []  # payment events already counted (they may come twice)
+        self.pending: dict[str, int] = {}  # refund id -> amount, refunds still in progress
 
     @property
     def refundable(self) -> int:
-        """Unallocated − refunds in progress − refunded; never below zero (rule P3)."""
+        """Unallocated − refunds in progress − refunded; never below zero (rule P3).
+
+        Below zero only for a moment, when an allocation made in payments before it heard of
+        a refund arrives first; payments then gives the refund its money back (rule M6).
+        """
         return max(0, self.amount - self.allocated - self.in_progress - self.refunded)
 
     def note_allocation_change(self, source_event_id: UUID, delta: int) -> bool:
@@ -60,14 +66,32 @@ class PaymentAccount(SaldoAggregate):
             raise DomainRuleViolated("a refund's amount must be positive")
         if amount > self.refundable:
             raise DomainRuleViolated(
-                f"payment {self.payment_id} has {self.refundable} {self.currency} refundable; "
-                f"a refund of {amount} is more than that"
+                f"payment {self.payment_id} has {format_money(self.refundable, self.currency)} "
+                f"refundable; a refund of {format_money(amount, self.currency)} is more than that"
             )
         self._reserved(refund_id, amount)
 
     @event("Reserved")
     def _reserved(self, refund_id: UUID, amount: int) -> None:
         self.in_progress += amount
+        self.pending[str(refund_id)] = amount
+
+    def settle(self, refund_id: UUID) -> bool:
+        """A refund completed: its amount moves from in progress to refunded (rule M6).
+
+        Once per refund; False if it is not (or no longer) in progress.
+        """
+        amount = self.pending.get(str(refund_id))
+        if amount is None:
+            return False
+        self._settled(refund_id, amount)
+        return True
+
+    @event("Settled")
+    def _settled(self, refund_id: UUID, amount: int) -> None:
+        self.in_progress -= amount
+        self.refunded += amount
+        del self.pending[str(refund_id)]
 
 
 class Refund(SaldoAggregate):
@@ -93,3 +117,23 @@ class Refund(SaldoAggregate):
     def _drafted(self, payment_id: UUID, customer_id: str, amount: int, currency: str, reason: str,
                  bank_account: dict[str, Any] | None) -> None:
         self.status = "drafted"
+
+    def complete(self, payout_id: UUID) -> bool:
+        """Its bank payout was marked paid out (rule B4): the customer has the money.
+
+        False if it had completed already (the payouts topic may deliver the news twice).
+        """
+        if self.status == "completed":
+            return False
+        if self.status != "drafted":
+            raise DomainRuleViolated(f"refund {self.id} is {self.status}; only a drafted bank "
+                                     "refund is completed by its payout")
+        self._succeeded(payout_id, self.payment_id, self.customer_id, self.amount, self.currency,
+                        self.channel)
+        return True
+
+    @event("Succeeded")
+    def _succeeded(self, payout_id: UUID, payment_id: UUID, customer_id: str, amount: int,
+                   currency: str, channel: str) -> None:
+        self.status = "completed"
+        self.payout_id = payout_id

@@ -12,6 +12,7 @@ from saldo_refunds.domain import Refund
 
 Drafted = event_class(Refund, "Drafted")
 Requested = event_class(Refund, "Requested")
+Succeeded = event_class(Refund, "Succeeded")
 
 
 def to_integration(e: Any) -> IntegrationEvent | None:
@@ -27,5 +28,11 @@ def to_integration(e: Any) -> IntegrationEvent | None:
             customer_id=e.customer_id, reason=e.reason,
             amount=Money(amount=e.amount, currency=e.currency),
             bank_account=BankAccount(**e.bank_account) if e.bank_account else None,
+        )
+    if isinstance(e, Succeeded):
+        return contracts.RefundSucceeded(
+            **envelope(e), refund_id=e.originator_id, payment_id=e.payment_id,
+            customer_id=e.customer_id, channel=e.channel,
+            amount=Money(amount=e.amount, currency=e.currency), payout_id=e.payout_id,
         )
     return None  # the payment accounts are private to this service

@@ -1,11 +1,11 @@
-"""Reactions to the payments service's events."""
+"""Reactions to the payments and payouts services' events."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from saldo_events import payments
+from saldo_events import payments, payouts
 from saldo_events.envelope import IntegrationEvent
 from saldo_platform.policy import Policy
 from saldo_refunds.application import RefundsApplication
@@ -27,4 +27,16 @@ class FollowPayments(Policy):
             return app.allocation_changed(event.payment_id, event.event_id, event.amount.amount)
         if isinstance(event, payments.AmountReleased):
             return app.allocation_changed(event.payment_id, event.event_id, -event.amount.amount)
+        return []
+
+
+class FollowPayouts(Policy):
+    """A bank refund completes when its payout is marked paid out (rules B4, M6)."""
+
+    name = "refunds.follow-payouts"
+    application: RefundsApplication
+
+    def react(self, event: IntegrationEvent) -> Sequence[Any]:
+        if isinstance(event, payouts.PayoutMarkedPaid):
+            return self.application.payout_paid(event.business_unit, event.refund_id, event.payout_id)
         return []

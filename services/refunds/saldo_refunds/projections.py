@@ -29,8 +29,9 @@ class RefundsProjection(Projection):
                 event.amount.amount, event.amount.currency, event.channel, event.reason,
                 event.occurred_at.isoformat(), event.aggregate_version,
             )
-        elif isinstance(event, refunds.RefundDrafted):
+        elif isinstance(event, refunds.RefundDrafted | refunds.RefundSucceeded):
+            status = "drafted" if isinstance(event, refunds.RefundDrafted) else "completed"
             await tx.execute(self.sql(
-                "UPDATE {refunds} SET status = 'drafted', version = $2 WHERE refund_id = $1"),
-                str(event.refund_id), event.aggregate_version,
+                "UPDATE {refunds} SET status = $3, version = $2 WHERE refund_id = $1"),
+                str(event.refund_id), event.aggregate_version, status,
             )
