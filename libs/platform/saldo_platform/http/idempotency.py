@@ -1,9 +1,14 @@
-"""`Idempotency-Key` on every POST, with Stripe's semantics.
+"""`Idempotency-Key` on every POST, with Stripe's semantics, safe across crashes.
 
-Same key + same request → the stored response is replayed; same key + another body → 422;
-the first request still running → 409. Only successful (2xx) responses are kept: after an
-error the client may retry with the same key. Keys are scoped to the caller's API key and
-kept 48 hours (at least the 24 promised).
+Same key + same request → the original answer is replayed; same key + another body → 422;
+the first request still running → 409. Only successful (2xx) answers are kept: after an error
+the client may retry with the same key. Keys are scoped to the caller's API key.
+
+Two records, one truth. The command's events are recorded in one transaction with a
+`CommandRecord` of its answer, whose id is derived from the caller and the key (unitofwork.py):
+that is what makes a command run at most once, whatever crashes. The `idempotency_keys` table
+is the fast path beside it: the claim that answers 409 while a request runs, and a copy of the
+answer for replays; its rows are kept 48 hours (at least the 24 promised).
 """
 
 from __future__ import annotations
