@@ -6,18 +6,22 @@ import asyncio
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from saldo_platform.settings import SERVICES
+from saldo_platform.bus import Message, partitions_of
+from saldo_platform.settings import SERVICES, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SALDO = [sys.executable, "-m", "saldo_platform.cli"]
@@ -193,3 +197,256 @@ async def start_embedded(var_dir: Path, extra_env: dict[str, str] | None = None)
         saldo.stop()
         raise
     return saldo
+
+
+# --- Settled: every relay and every consumer has caught up ------------------------------------
+#
+# "Nothing more happened" can only be asserted once nothing more *can* happen: every relay has
+# published every event its service stored, and every consumer's stored position — the
+# `consumer_offsets` row of a projection, the `eventsourcing` tracking record of a policy — is
+# the end offset of each partition it reads. Both are read where the product keeps them, not
+# guessed from a sleep.
+
+Position = tuple[str, str, int]  # (consumer or "relay", topic or service, partition)
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What the running processes do: whose relays run, whose consumers run, in which mode."""
+
+    settings: Settings
+    relays: frozenset[str]
+    consumers: frozenset[str]
+
+
+def _parts(processes: Iterable[Process]) -> _Parts:
+    relays: set[str] = set()
+    consumers: set[str] = set()
+    settings: Settings | None = None
+    for process in processes:
+        command, rest = process.args[0], process.args[1:]
+        if command == "embedded":
+            settings = Settings.from_env({**process.env, "SALDO_MODE": "embedded"})
+            relays.update(SERVICES)
+            consumers.update(SERVICES)
+            continue
+        settings = settings or Settings.from_env(process.env)
+        service = rest[0]
+        if command in ("serve", "relay") and "--no-relay" not in rest:
+            relays.add(service)
+        if command in ("serve", "consume") and "--no-consumers" not in rest:
+            consumers.add(service)
+    assert settings is not None, "no processes to wait for"
+    return _Parts(settings, frozenset(relays), frozenset(consumers))
+
+
+def _handlers(service: str, settings: Settings) -> list[tuple[str, str, list[str]]]:
+    """(kind, name, topics) of every consumer a service runs: its projections and policies."""
+    from saldo_platform.cli import definitions
+
+    definition = definitions()[service]
+    return ([("projection", cls.name, [settings.topic(s) for s in sources])
+             for cls, sources in definition.projections]
+            + [("policy", cls.name, [settings.topic(s) for s in sources])
+               for cls, sources in definition.policies])
+
+
+def _store_name(service: str) -> str:
+    """The `eventsourcing` table prefix of a service's Application (`<name>_events`, `_tracking`)."""
+    from saldo_platform.cli import definitions
+
+    return str(definitions()[service].application.name).lower()  # type: ignore[attr-defined]
+
+
+class _Snapshot:
+    """One reading of every relay's and every consumer's position beside what there is to do."""
+
+    def __init__(self) -> None:
+        self.behind: list[str] = []
+        self.values: list[tuple[Any, ...]] = []
+
+    def compare(self, what: str, done: int, there: int) -> None:
+        self.values.append((what, done, there))
+        if done != there:
+            self.behind.append(f"{what}: {done} of {there}")
+
+
+class _Distributed:
+    def __init__(self, parts: _Parts) -> None:
+        self.parts = parts
+        self.settings = parts.settings
+        self.conns: dict[str, asyncpg.Connection] = {}
+        self.kafka: AIOKafkaConsumer | None = None
+        self.partitions: dict[str, list[TopicPartition]] = {}
+
+    async def open(self) -> None:
+        assert self.settings.kafka_bootstrap
+        self.kafka = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                      enable_auto_commit=False)
+        await self.kafka.start()
+
+    async def close(self) -> None:
+        for conn in self.conns.values():
+            await conn.close()
+        if self.kafka is not None:
+            await self.kafka.stop()
+
+    async def _conn(self, service: str) -> asyncpg.Connection | None:
+        if service not in self.conns:
+            try:
+                self.conns[service] = await asyncpg.connect(self.settings.service_database(service))
+            except asyncpg.InvalidCatalogNameError:
+                return None  # the service has not created its database yet
+        return self.conns[service]
+
+    async def _rows(self, service: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+        conn = await self._conn(service)
+        if conn is None:
+            return []
+        try:
+            return list(await conn.fetch(sql, *args))
+        except asyncpg.UndefinedTableError:
+            return []  # not created yet: nothing stored
+
+    async def ends(self, topics: list[str]) -> dict[tuple[str, int], int]:
+        assert self.kafka is not None and self.settings.kafka_bootstrap
+        missing = [t for t in topics if not self.partitions.get(t)]
+        if missing:
+            for tp in await partitions_of(self.settings.kafka_bootstrap, missing):
+                self.partitions.setdefault(tp.topic, []).append(tp)
+        tps = [tp for t in topics for tp in self.partitions.get(t, [])]
+        offsets = await self.kafka.end_offsets(tps) if tps else {}
+        return {(tp.topic, tp.partition): int(offset) for tp, offset in offsets.items()}
+
+    async def snapshot(self) -> _Snapshot:
+        snap = _Snapshot()
+        for service in sorted(self.parts.relays):
+            stored = await self._rows(
+                service, f'SELECT max(notification_id) AS n FROM "{_store_name(service)}_events"')
+            published = await self._rows(
+                service, "SELECT position FROM relay_positions WHERE relay = $1", service)
+            snap.compare(f"relay {service}", int(published[0]["position"]) if published else 0,
+                         int(stored[0]["n"] or 0) if stored else 0)
+        for service in sorted(self.parts.consumers):
+            handlers = _handlers(service, self.settings)
+            ends = await self.ends(sorted({t for _, _, topics in handlers for t in topics}))
+            offsets = {(r["consumer"], r["topic"], r["partition"]): int(r["next_offset"])
+                       for r in await self._rows(service, "SELECT * FROM consumer_offsets")}
+            tracking = {r["application_name"]: int(r["notification_id"]) for r in await self._rows(
+                service, f'SELECT application_name, max(notification_id) AS notification_id'
+                         f' FROM "{_store_name(service)}_tracking" GROUP BY application_name')}
+            for kind, name, topics in handlers:
+                for (topic, partition), end in sorted(ends.items()):
+                    if topic not in topics:
+                        continue
+                    done = (offsets.get((name, topic, partition), 0) if kind == "projection"
+                            else tracking.get(f"{name}:{topic}:{partition}", 0))
+                    snap.compare(f"{name} {topic}/{partition}", done, end)
+        return snap
+
+
+class _Embedded:
+    """The embedded product's files: read-only SQLite readers beside the running process."""
+
+    def __init__(self, parts: _Parts) -> None:
+        self.parts = parts
+        self.var = parts.settings.var_dir
+
+    async def open(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def _rows(self, file: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        path = self.var / file
+        if not path.exists():
+            return []
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as conn:
+            try:
+                return list(conn.execute(sql, args).fetchall())
+            except sqlite3.OperationalError as e:
+                if "no such table" in str(e):
+                    return []
+                raise
+
+    async def snapshot(self) -> _Snapshot:
+        return await asyncio.to_thread(self._snapshot)
+
+    def _snapshot(self) -> _Snapshot:
+        snap = _Snapshot()
+        ends = {topic: int(end) for topic, end in self._rows(
+            "bus.sqlite", 'SELECT topic, max("offset") + 1 FROM bus_messages GROUP BY topic')}
+        for service in sorted(self.parts.relays):
+            stored = self._rows(f"{service}.events.sqlite", "SELECT max(rowid) FROM stored_events")
+            published = self._rows(f"{service}.sqlite",
+                                   "SELECT position FROM relay_positions WHERE relay = ?", service)
+            snap.compare(f"relay {service}", int(published[0][0]) if published else 0,
+                         int(stored[0][0] or 0) if stored else 0)
+        for service in sorted(self.parts.consumers):
+            offsets = {(c, t): int(n) for c, t, n in self._rows(
+                f"{service}.sqlite", "SELECT consumer, topic, next_offset FROM consumer_offsets")}
+            tracking = {name: int(n) for name, n in self._rows(
+                f"{service}.events.sqlite",
+                "SELECT application_name, max(notification_id) FROM tracking GROUP BY application_name")}
+            for kind, name, topics in _handlers(service, self.parts.settings):
+                for topic in topics:
+                    done = (offsets.get((name, topic), 0) if kind == "projection"
+                            else tracking.get(f"{name}:{topic}:0", 0))
+                    snap.compare(f"{name} {topic}/0", done, ends.get(topic, 0))
+        return snap
+
+
+async def settled(running: Saldo | Iterable[Process], timeout: float = 60.0) -> None:
+    """Wait until nothing more can happen: every running relay has published every stored event
+    and every running consumer has stored, with its effects, the end offset of every partition
+    it reads — twice in a row, unchanged. Then "it did not happen" is a fact, not a bet on time.
+
+    `running` is a Saldo (its processes) or the `saldo serve|relay|consume|embedded` processes
+    a test started itself; only what they run is waited for.
+    """
+    processes = list(running.processes.values()) if isinstance(running, Saldo) else list(running)
+    parts = _parts(processes)
+    probe: _Distributed | _Embedded = (_Embedded(parts) if parts.settings.mode == "embedded"
+                                       else _Distributed(parts))
+    await probe.open()
+    try:
+        deadline = time.monotonic() + timeout
+        previous: list[tuple[Any, ...]] | None = None
+        while True:
+            for process in processes:
+                if process.popen is not None and process.popen.poll() is not None:
+                    raise AssertionError(f"{' '.join(process.args[:2])} exited while waiting to "
+                                         f"settle:\n{process.output()[-3000:]}")
+            snap = await probe.snapshot()
+            if not snap.behind and snap.values == previous:
+                return
+            previous = None if snap.behind else snap.values
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not settled in {timeout} s; behind: {snap.behind}")
+            await asyncio.sleep(0.1)
+    finally:
+        await probe.close()
+
+
+def dead_letter_topics(settings: Settings) -> list[str]:
+    return [f"{settings.topic(s)}.dlq" for s in SERVICES]
+
+
+async def dead_letters(saldo: Saldo) -> list[Message]:
+    """Everything any consumer dead-lettered so far, on every service's `<topic>.dlq`."""
+    from saldo_platform.bus import LocalBus
+    from saldo_platform.rebuild import kafka_messages
+
+    process = next(iter(saldo.processes.values()))
+    if process.args[0] == "embedded":
+        settings = Settings.from_env({**saldo.env, "SALDO_MODE": "embedded"})
+        bus = LocalBus(str(settings.var_dir / "bus.sqlite"))
+        await bus.start()
+        try:
+            return [m for t in dead_letter_topics(settings) for m in await bus.read(t, 0, 100_000)]
+        finally:
+            await bus.stop()
+    settings = Settings.from_env(saldo.env)
+    assert settings.kafka_bootstrap
+    return [m async for m, _ in kafka_messages(settings.kafka_bootstrap, dead_letter_topics(settings))]
