@@ -7,14 +7,13 @@ After a restart the read model and the event store show the effect exactly once.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import asyncpg
 import pytest
 
 from tests.scenarios import issue_invoice, pay_invoice
-from tests.support import Saldo, eventually, start_distributed
+from tests.support import Saldo, dead_letters, eventually, settled, start_distributed
 
 
 async def _exited(saldo: Saldo, service: str) -> bool:
@@ -41,9 +40,10 @@ async def test_projection_crash_applies_payment_once(point: str, env: dict[str, 
 
         seen = await eventually(paid, what="the payment to be applied after the restart")
         assert seen["paid"] == 49900  # once, not 99800
-        await asyncio.sleep(2)  # anything redelivered late would show now
+        await settled(saldo)  # every consumer at the end of every topic: nothing more can come
         again = await saldo.found("invoicing", f"/v1/invoices/{invoice['id']}")
         assert again is not None and again["paid"] == 49900
+        assert await dead_letters(saldo) == []
     finally:
         saldo.stop()
         await saldo.client.aclose()
@@ -70,7 +70,7 @@ async def test_policy_crash_releases_once(point: str, env: dict[str, str], tmp_p
             return found if found and found["unallocated"] == 10000 else None
 
         await eventually(released, what="the credited amount to be released after the restart")
-        await asyncio.sleep(2)
+        await settled(saldo)
         conn = await asyncpg.connect(env["SALDO_DATABASE_URL"].rsplit("/", 1)[0] + f"/{tag}_payments")
         try:
             stored = await conn.fetchval(
@@ -80,6 +80,7 @@ async def test_policy_crash_releases_once(point: str, env: dict[str, str], tmp_p
         assert stored == 1  # one release event in the payments event store
         final = await saldo.found("payments", f"/v1/payments/{payment['id']}")
         assert final is not None and final["allocated"] == 20000
+        assert await dead_letters(saldo) == []
     finally:
         saldo.stop()
         await saldo.client.aclose()

@@ -26,7 +26,7 @@ from saldo_platform.http.auth import ApiKeys
 from saldo_platform.settings import Settings
 from tests.infrastructure import Servers
 from tests.scenarios import issue_invoice, pay_invoice
-from tests.support import Saldo, create_key, distributed_env, eventually, start_distributed
+from tests.support import Saldo, create_key, distributed_env, eventually, settled, start_distributed
 
 PROBLEM = "application/problem+json"
 INVOICE: dict[str, Any] = {"customer_id": "cust-1", "currency": "DKK", "due_date": "2026-12-31",
@@ -169,8 +169,8 @@ async def test_the_same_post_sent_eight_times_at_once_issues_one_invoice(saldo: 
         listed = await items(saldo, "invoicing", "/v1/invoices", unit)
         return listed if len(listed) >= 2 else None
 
-    listed = await eventually(both_listed, what="both invoices in the read model")
-    await asyncio.sleep(0.5)  # anything else written would have arrived by now, too
+    await eventually(both_listed, what="both invoices in the read model")
+    await settled(saldo)  # every consumer at the end of every topic: anything else is there too
     listed = await items(saldo, "invoicing", "/v1/invoices", unit)
     assert [(i["number"], i["id"]) for i in listed] == [(1, first.json()["id"]), (2, second["id"])]
 
@@ -527,14 +527,14 @@ async def test_bad_input_is_a_problem_and_writes_nothing(saldo: Saldo) -> None:
     whole = await call(saldo, "POST", "refunds", "/v1/refunds", key=key, json=refund)
     assert whole.status_code == 201, whole.text
 
-    async def settled() -> bool:
+    async def all_there() -> bool:
         listed = [await items(saldo, s, p, unit) for s, p in (
             ("invoicing", "/v1/invoices"), ("payments", "/v1/payments"),
             ("refunds", "/v1/refunds"))]
         return all(listed)
 
-    await eventually(settled, what="the good invoice, payment and refund in the read models")
-    await asyncio.sleep(0.5)
+    await eventually(all_there, what="the good invoice, payment and refund in the read models")
+    await settled(saldo)
     assert len(await items(saldo, "invoicing", "/v1/invoices", unit)) == 1
     assert [p["id"] for p in await items(saldo, "payments", "/v1/payments", unit)] == [payment_id]
     assert len(await items(saldo, "refunds", "/v1/refunds", unit)) == 1
