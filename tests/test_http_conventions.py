@@ -540,6 +540,44 @@ async def test_bad_input_is_a_problem_and_writes_nothing(saldo: Saldo) -> None:
     assert len(await items(saldo, "refunds", "/v1/refunds", unit)) == 1
 
 
+async def test_a_float_or_out_of_range_allocation_is_refused_and_writes_nothing(saldo: Saldo) -> None:
+    """Placing a payment's unallocated money on an invoice (rule P2) takes an amount in integer
+    minor units from 1 to 10^12 (rule M1): a float — even 100.0 — a string, a boolean, zero, a
+    negative or an out-of-range amount is a 422 problem, and the payment is not touched: the
+    good allocation after them is the payment's first change (version 2)."""
+    unit = await new_unit(saldo, "allocate")
+    key = saldo.keys[unit]
+    invoice = await issue_invoice(saldo, amount=30000, unit=unit)
+    made = await saldo.post("payments", "/v1/payments", {
+        "customer_id": invoice["customer_id"], "method": "bank_transfer", "amount": 10000,
+        "currency": "DKK", "received_at": "2026-11-20T10:00:00Z"}, business_unit=unit)
+    assert made.status_code == 201, made.text
+    assert made.json()["version"] == 1
+    path = f"/v1/payments/{made.json()['id']}/allocations"
+
+    for amount in (100.0, 100.5, 1e2, "100", True, 0, -100, 10**12 + 1, 10**20, None, [100], {"amount": 100}):
+        response = await call(saldo, "POST", "payments", path, key=key,
+                              json={"invoice_id": invoice["id"], "amount": amount})
+        assert_problem(response, 422)
+    for body in ({"invoice_id": invoice["id"]}, {"invoice_id": invoice["id"], "amount": 100, "extra": 1}):
+        assert_problem(await call(saldo, "POST", "payments", path, key=key, json=body), 422)
+
+    async def allocated() -> httpx.Response | None:
+        # 404 while payments has not heard of the invoice yet.
+        response = await call(saldo, "POST", "payments", path, key=key,
+                              json={"invoice_id": invoice["id"], "amount": 10000})
+        return response if response.status_code != 404 else None
+
+    good = await eventually(allocated, what="payments to know the invoice")
+    assert good.status_code == 200, good.text
+    assert (good.json()["version"], good.json()["unallocated"]) == (2, 0)  # nothing came before it
+    await settled(saldo)
+    seen = await saldo.found("payments", f"/v1/payments/{made.json()['id']}", unit)
+    assert seen is not None and (seen["allocated"], seen["version"]) == (10000, 2)
+    paid = await saldo.found("invoicing", f"/v1/invoices/{invoice['id']}", unit)
+    assert paid is not None and paid["paid"] == 10000
+
+
 # 5. ETag / If-Match -----------------------------------------------------------------------------
 
 async def test_etag_and_if_match_on_an_invoice(saldo: Saldo) -> None:
