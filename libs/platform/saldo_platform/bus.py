@@ -17,6 +17,7 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 
 from saldo_events.codec import Headers
 from saldo_platform import telemetry
@@ -142,9 +143,15 @@ async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int =
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
-            await admin.create_topics(
+            response = await admin.create_topics(
                 [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
             )
+            # The broker answers per topic. "Already exists" means another process starting at the
+            # same time created it first, which is what we wanted; anything else is a failure.
+            failed = [error for error in response.topic_errors
+                      if error[1] not in (0, TopicAlreadyExistsError.errno)]  # (topic, code, message)
+            if failed:
+                raise RuntimeError(f"could not create Kafka topics: {failed}")
 
 
 async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:

@@ -70,9 +70,12 @@ class ServiceRuntime:
         telemetry.setup(f"saldo-{self.name}")
         await self.db.connect()  # creates the service's PostgreSQL database if needed
         await IdempotencyStore(self.db).setup()
-        self.application = await asyncio.to_thread(
-            self.definition.application, self.settings.service_database(self.name)
-        )
+        # The Application creates its tables (CREATE TABLE IF NOT EXISTS) as it is constructed;
+        # two processes doing that at once collide in PostgreSQL's catalog (pg_type_typname_nsp_index).
+        async with self.db.schema_lock():
+            self.application = await asyncio.to_thread(
+                self.definition.application, self.settings.service_database(self.name)
+            )
 
     def api(self) -> FastAPI:
         assert self.application is not None, "open() first"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +17,9 @@ import aiosqlite
 import asyncpg
 
 Row = dict[str, Any]
+
+# Held while start-up DDL runs, so concurrent starters never collide in PostgreSQL's catalog.
+SCHEMA_LOCK = "saldo-schema"
 
 
 class Executor(Protocol):
@@ -34,6 +37,10 @@ class Database(Executor, Protocol):
     def transaction(self) -> Any: ...  # async context manager yielding an Executor
     async def create_schema(self, ddl: str) -> None:
         """Run `CREATE … IF NOT EXISTS` statements safely while other processes do the same."""
+        ...
+
+    def schema_lock(self) -> AbstractAsyncContextManager[None]:
+        """Keep other processes' `create_schema` waiting while DDL runs on other connections."""
         ...
 
 
@@ -75,8 +82,18 @@ class PostgresDatabase:
     async def create_schema(self, ddl: str) -> None:
         # Concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL's catalog.
         async with self.transaction() as tx:
-            await tx.execute("SELECT pg_advisory_xact_lock(hashtext('saldo-schema'))")
+            await tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", SCHEMA_LOCK)
             await tx.execute(ddl)
+
+    @asynccontextmanager
+    async def schema_lock(self) -> AsyncIterator[None]:
+        # Session-level, on a connection of its own: the DDL it guards (eventsourcing's) runs on
+        # other connections, and the lock goes with the connection if this process dies.
+        release = await self.hold_lock(SCHEMA_LOCK)
+        try:
+            yield
+        finally:
+            await release()
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         return [dict(r) for r in await self.pool.fetch(sql, *args)]
@@ -180,6 +197,9 @@ class SQLiteDatabase:
 
     async def create_schema(self, ddl: str) -> None:
         await self.execute(ddl)
+
+    def schema_lock(self) -> AbstractAsyncContextManager[None]:
+        return nullcontext()  # one process per SQLite file: no one to collide with
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         async with self._lock:
