@@ -56,6 +56,7 @@ async def world(infra: Servers, tmp_path_factory: pytest.TempPathFactory) -> Asy
         for unit in (a, b):
             for role in READING_ROLES:
                 saldo.keys[unit.as_(role)] = await keys.create(unit.name, [role], f"{role} of {unit.name}")
+            saldo.keys[unit.name] = saldo.keys[unit.as_("admin")]  # the set-up's own reads
         await _unit_a_refunds_by_bank(saldo, a)
         await _unit_b_takes_an_unallocated_payment(saldo, b)
         await settled(saldo)
@@ -76,7 +77,7 @@ async def _unit_a_refunds_by_bank(saldo: Saldo, a: Unit) -> None:
     assert credit.status_code == 201, credit.text
 
     async def refundable() -> bool:
-        found = await saldo.found("refunds", f"/v1/payments/{payment['id']}/refundable", who)
+        found = await saldo.found("refunds", f"/v1/payments/{payment['id']}/refundable", a.name)
         return bool(found and found["refundable"] == 10000)
 
     await eventually(refundable, what="A's credited payment to be refundable")
@@ -86,7 +87,7 @@ async def _unit_a_refunds_by_bank(saldo: Saldo, a: Unit) -> None:
     assert refund.status_code == 201, refund.text
 
     async def payout() -> dict[str, Any] | None:
-        ready = (await saldo.get("payouts", "/v1/payouts/ready", who)).json()["items"]
+        ready = (await saldo.get("payouts", "/v1/payouts/ready", a.name)).json()["items"]
         return next((p for p in ready if p["refund_id"] == refund.json()["id"]), None)
 
     drafted = await eventually(payout, what="A's payout under 'ready for bank payout'")
