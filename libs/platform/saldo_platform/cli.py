@@ -4,6 +4,7 @@
   saldo serve SERVICE            one service's API, relay and consumers (distributed mode)
   saldo relay SERVICE            only the relay;   saldo consume SERVICE: only the consumers
   saldo keys create ...          an API key for a business unit (printed once, stored hashed)
+  saldo keys revoke KEY_ID       revoke a key;     saldo keys list: every key, without secrets
   saldo rebuild SERVICE          rebuild its projections from offset 0 and compare with live
 """
 
@@ -16,6 +17,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -58,6 +60,7 @@ def host_app(settings: Settings, services: list[str], relay: bool = True,
             settings.var_dir.mkdir(parents=True, exist_ok=True)
             await bus.start()
         keys = await open_api_keys(settings)
+        await keys.listen()  # a key revoked anywhere is refused here at once
         runtimes = [ServiceRuntime(definitions()[name], settings, keys, bus) for name in services]
         for runtime in runtimes:
             await runtime.open()
@@ -72,7 +75,7 @@ def host_app(settings: Settings, services: list[str], relay: bool = True,
         yield
         for runtime in runtimes:
             await runtime.close()
-        await keys.db.close()
+        await keys.close()
         if bus is not None:
             await bus.stop()
 
@@ -120,15 +123,40 @@ async def _run_background(settings: Settings, service: str, relay: bool, consume
           flush=True)
     await stop.wait()
     await runtime.close()
-    await keys.db.close()
+    await keys.close()
 
 
-async def _create_key(settings: Settings, business_unit: str, roles: list[str], name: str) -> str:
+async def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    """`saldo keys create|revoke|list`; returns the exit status."""
     keys = await open_api_keys(settings)
     try:
-        return await keys.create(business_unit, roles, name)
+        if args.action == "create":
+            roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+            print(await keys.create(args.business_unit, roles, args.name))
+        elif args.action == "revoke":
+            if not await keys.revoke(args.key_id):
+                print(f"saldo keys revoke: no API key with id {args.key_id!r}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.key_id}")
+        else:
+            print(_table(await keys.list_keys(args.business_unit)))
+        return 0
     finally:
-        await keys.db.close()
+        await keys.close()
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    """API keys as aligned columns, times to the second."""
+    header = ["key id", "business unit", "roles", "name", "created", "revoked"]
+
+    def when(value: str | None) -> str:
+        return datetime.fromisoformat(value).isoformat(timespec="seconds") if value else "-"
+
+    lines = [header] + [[r["key_id"], r["business_unit"], r["roles"], r["name"] or "-",
+                         when(r["created_at"]), when(r["revoked_at"])] for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+                     for line in lines)
 
 
 async def _rebuild(settings: Settings, service: str, until: datetime | None) -> bool:
@@ -150,7 +178,7 @@ async def _rebuild(settings: Settings, service: str, until: datetime | None) -> 
             all_equal = all_equal and all(d.equal for d in differences)
     finally:
         await runtime.close()
-        await keys.db.close()
+        await keys.close()
         if bus is not None:
             await bus.stop()
     return all_equal
@@ -172,11 +200,15 @@ def main(argv: list[str] | None = None) -> None:
     for name in ("relay", "consume"):
         p = sub.add_parser(name, help=f"run only the {name} loop of one service")
         p.add_argument("service", choices=SERVICES)
-    keys = sub.add_parser("keys", help="manage API keys")
-    keys.add_argument("action", choices=["create"])
-    keys.add_argument("--business-unit", required=True)
-    keys.add_argument("--roles", default="operator", help=f"comma-separated: {', '.join(ROLES)}")
-    keys.add_argument("--name", default="")
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="a new API key, printed once")
+    create.add_argument("--business-unit", required=True)
+    create.add_argument("--roles", default="operator", help=f"comma-separated: {', '.join(ROLES)}")
+    create.add_argument("--name", default="")
+    revoke = keys.add_parser("revoke", help="revoke a key: refused at once by every service")
+    revoke.add_argument("key_id", help="the id in sk_<key id>_<secret>, as 'saldo keys list' shows")
+    listing = keys.add_parser("list", help="every key with its business unit and roles, no secrets")
+    listing.add_argument("--business-unit", default=None)
     rebuild = sub.add_parser("rebuild", help="rebuild projections from offset 0 and compare")
     rebuild.add_argument("service", choices=SERVICES)
     rebuild.add_argument("--until", type=datetime.fromisoformat, default=None,
@@ -199,8 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         relay = args.command == "relay"
         asyncio.run(_run_background(settings, args.service, relay=relay, consumers=not relay))
     elif args.command == "keys":
-        roles = [r.strip() for r in args.roles.split(",") if r.strip()]
-        print(asyncio.run(_create_key(settings, args.business_unit, roles, args.name)))
+        sys.exit(asyncio.run(_keys(settings, args)))
     elif args.command == "rebuild":
         equal = asyncio.run(_rebuild(settings, args.service, args.until))
         sys.exit(0 if equal else 1)

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from saldo_platform import telemetry
 from saldo_platform.http import problems
+from saldo_platform.http.auth import AuthenticationMiddleware
 from saldo_platform.http.idempotency import IdempotencyMiddleware, IdempotencyStore
 from saldo_platform.sql import Database
 
@@ -73,6 +74,9 @@ def create_api(service: str, router: APIRouter, state: dict[str, Any], db: Datab
     api.add_middleware(IdempotencyMiddleware, store=IdempotencyStore(db))
     api.add_middleware(NoNulMiddleware)
     api.add_middleware(CommandCounter, service=service)
+    # Added last, so it runs first: no anonymous request is counted, reaches idempotency (no
+    # replay of a stored response) or has its body read.
+    api.add_middleware(AuthenticationMiddleware, api_keys=state["api_keys"])
     return api
 
 
