@@ -71,7 +71,8 @@ def create_api(service: str, router: APIRouter, state: dict[str, Any], db: Datab
     async def health() -> dict[str, str]:
         return {"status": "ok", "service": service}
 
-    api.add_middleware(IdempotencyMiddleware, store=IdempotencyStore(db))
+    api.add_middleware(IdempotencyMiddleware, store=IdempotencyStore(db),
+                       application=state["application"], service=service)
     api.add_middleware(NoNulMiddleware)
     api.add_middleware(CommandCounter, service=service)
     # Added last, so it runs first: no anonymous request is counted, reaches idempotency (no
