@@ -12,8 +12,16 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from saldo_platform.cli import definitions
 from tests.scenarios import issue_invoice, pay_invoice
 from tests.support import Saldo, dead_letters, eventually, settled, start_distributed
+
+
+def _policy_of(service: str, reading: str) -> str:
+    """The name of `service`'s policy that reacts to `reading`'s events (names change; roles don't)."""
+    policies = [cls.name for cls, sources in definitions()[service].policies if reading in sources]
+    assert len(policies) == 1, policies
+    return policies[0]
 
 
 async def _exited(saldo: Saldo, service: str) -> bool:
@@ -53,7 +61,7 @@ async def test_projection_crash_applies_payment_once(point: str, env: dict[str, 
 async def test_policy_crash_releases_once(point: str, env: dict[str, str], tmp_path: Path,
                                           tag: str) -> None:
     """Rule I3 through a policy: a credit note releases its amount once, even across a crash."""
-    crash = {"SALDO_FAILPOINTS": f"{point}@payments.release-on-credit-note@CreditNoteIssued"}
+    crash = {"SALDO_FAILPOINTS": f"{point}@{_policy_of('payments', 'invoicing')}@CreditNoteIssued"}
     saldo = await start_distributed(env, tmp_path, service_env={"payments": crash})
     try:
         invoice = await issue_invoice(saldo, amount=30000)

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from uuid import uuid4
 
+from saldo_platform.cli import definitions
 from tests.kafka_tools import (
     invoice_issued,
     payment_allocated,
@@ -24,7 +25,9 @@ from tests.kafka_tools import (
 from tests.scenarios import issue_invoice, pay_invoice
 from tests.support import eventually, settled, start_distributed
 
-CONSUMERS_OF_INVOICING = {"invoicing.invoices", "payments.payments", "payments.release-on-credit-note"}
+# Every projection and policy of invoicing and payments that reads invoicing's topic.
+CONSUMERS_OF_INVOICING = {cls.name for d in (definitions()["invoicing"], definitions()["payments"])
+                          for cls, sources in [*d.projections, *d.policies] if "invoicing" in sources}
 
 VALID_BODY = {
     "event_id": "6f1c1d7e-3b54-4e0e-9c1e-4a8d5f0e2b11", "business_unit": "bu_a",
