@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -139,19 +139,26 @@ async def kafka_admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
 
 
 async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int = 3) -> None:
+    failed: list[Any] = []
     async with kafka_admin(bootstrap) as admin:
-        existing = set(await admin.list_topics())
-        missing = [t for t in topics if t not in existing]
-        if missing:
+        for attempt in range(3):
+            # Listed again on every attempt: a topic whose creation timed out may exist by now.
+            existing = set(await admin.list_topics())
+            missing = [t for t in topics if t not in existing]
+            if not missing:
+                return
             response = await admin.create_topics(
                 [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
             )
             # The broker answers per topic. "Already exists" means another process starting at the
-            # same time created it first, which is what we wanted; anything else is a failure.
+            # same time created it first, which is what we wanted; anything else (a broker busy
+            # with other starters may time out) is tried again, then a failure.
             failed = [error for error in response.topic_errors
                       if error[1] not in (0, TopicAlreadyExistsError.errno)]  # (topic, code, message)
-            if failed:
-                raise RuntimeError(f"could not create Kafka topics: {failed}")
+            if not failed:
+                return
+            await asyncio.sleep(1.0 + attempt)
+    raise RuntimeError(f"could not create Kafka topics: {failed}")
 
 
 async def partitions_of(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:

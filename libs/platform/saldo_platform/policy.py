@@ -53,6 +53,8 @@ class Policy:
         tracking = Tracking(self.tracking_name(message.topic, message.partition), message.offset + 1)
 
         def react_and_save() -> None:
+            if (self.application.position(tracking.application_name) or 0) >= tracking.notification_id:
+                return  # delivered again: reacting to today's state could differ from the first time
             with acting(context):
                 for attempt in range(5):
                     aggregates = self.react(event)
