@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from saldo_payments.policies import FollowInvoices
 from tests.infrastructure import Servers
 from tests.scenarios import issue_invoice, pay_invoice
 from tests.support import Saldo, distributed_env, eventually, start_distributed
@@ -160,7 +161,7 @@ async def test_the_trace_goes_on_through_a_policy_to_the_next_service(saldo: Sal
     policy_span = ancestors(released, trace)[0]
     assert policy_span["service"] == "saldo-payments", describe(trace)
     assert policy_span["name"] == f"process {prefix}.invoicing.v1", describe(trace)
-    assert policy_span["attributes"]["saldo.consumer"] == "payments.release-on-credit-note"
+    assert policy_span["attributes"]["saldo.consumer"] == FollowInvoices.name
     # ... which invoicing's relay published, inside the credit note request's trace.
     credit_published = only([s for s in trace if s["name"] == f"publish {prefix}.invoicing.v1"],
                             "publish span of CreditNoteIssued")
