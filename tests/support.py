@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from saldo_platform.bus import Message, partitions_of
+from saldo_platform.http.auth import ApiKeys
 from saldo_platform.settings import SERVICES, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -450,3 +452,21 @@ async def dead_letters(saldo: Saldo) -> list[Message]:
     settings = Settings.from_env(saldo.env)
     assert settings.kafka_bootstrap
     return [m async for m, _ in kafka_messages(settings.kafka_bootstrap, dead_letter_topics(settings))]
+
+
+@asynccontextmanager
+async def distributed_with_keys(database_url: str, kafka: str, logs: Path,
+                                services: tuple[str, ...] = SERVICES) -> AsyncIterator[tuple[Saldo, ApiKeys]]:
+    """A distributed Saldo on fresh databases and topics, with its key store opened in this process
+    (the CLI's own code), so a test makes keys for new business units without a process start."""
+    from saldo_platform.cli import open_api_keys
+
+    env = distributed_env(database_url, kafka, f"t{uuid.uuid4().hex[:10]}")
+    running = await start_distributed(env, logs, services)
+    keys = await open_api_keys(Settings.from_env(env))
+    try:
+        yield running, keys
+    finally:
+        running.stop()
+        await running.client.aclose()
+        await keys.close()

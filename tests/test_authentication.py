@@ -24,9 +24,15 @@ import pytest
 
 from saldo_platform import cli
 from saldo_platform.http.auth import MAX_BODY_BYTES, ApiKeys
-from saldo_platform.settings import Settings
 from tests.infrastructure import Servers
-from tests.support import ROOT, SALDO, Saldo, create_key, distributed_env, eventually, start_distributed
+from tests.support import (
+    ROOT,
+    SALDO,
+    Saldo,
+    create_key,
+    distributed_with_keys,
+    eventually,
+)
 
 MiB = 1024 * 1024
 INVOICE: dict[str, Any] = {"customer_id": "cust-1", "currency": "DKK", "due_date": "2026-12-31",
@@ -38,16 +44,11 @@ _keys: ApiKeys  # the module's key store (the CLI's own code), see `saldo`
 @pytest.fixture(scope="module")
 async def saldo(infra: Servers, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Saldo]:
     """Invoicing alone, distributed: every guarantee here is the HTTP layer's, shared by all."""
-    env = distributed_env(infra.database_url, infra.kafka_bootstrap, f"t{uuid.uuid4().hex[:10]}")
-    running = await start_distributed(env, tmp_path_factory.mktemp("authentication"), ("invoicing",))
     global _keys
-    _keys = await cli.open_api_keys(Settings.from_env(env))
-    try:
+    async with distributed_with_keys(infra.database_url, infra.kafka_bootstrap,
+                                     tmp_path_factory.mktemp("authentication"),
+                                     ("invoicing",)) as (running, _keys):
         yield running
-    finally:
-        running.stop()
-        await running.client.aclose()
-        await _keys.close()
 
 
 async def new_unit(saldo: Saldo, roles: str = "admin") -> str:

@@ -21,12 +21,17 @@ import asyncpg
 import httpx
 import pytest
 
-from saldo_platform.cli import open_api_keys
 from saldo_platform.http.auth import ApiKeys
 from saldo_platform.settings import Settings
 from tests.infrastructure import Servers
 from tests.scenarios import issue_invoice, pay_invoice
-from tests.support import Saldo, create_key, distributed_env, eventually, settled, start_distributed
+from tests.support import (
+    Saldo,
+    create_key,
+    distributed_with_keys,
+    eventually,
+    settled,
+)
 
 PROBLEM = "application/problem+json"
 INVOICE: dict[str, Any] = {"customer_id": "cust-1", "currency": "DKK", "due_date": "2026-12-31",
@@ -39,19 +44,13 @@ _api_keys: ApiKeys  # the module's key store, see `saldo`
 
 @pytest.fixture(scope="module")
 async def saldo(infra: Servers, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Saldo]:
-    env = distributed_env(infra.database_url, infra.kafka_bootstrap, f"t{uuid.uuid4().hex[:10]}")
-    running = await start_distributed(env, tmp_path_factory.mktemp("http-conventions"))
     # Keys for fresh business units are made in-process (the CLI's own code, one process start
     # saved per key); `saldo keys create` itself is exercised for the auditor key below.
     global _api_keys
-    _api_keys = await open_api_keys(Settings.from_env(env))
-    try:
+    async with distributed_with_keys(infra.database_url, infra.kafka_bootstrap,
+                                     tmp_path_factory.mktemp("http-conventions")) as (running, _api_keys):
         yield running
-    finally:
-        running.stop()
-        await running.client.aclose()
-        await _api_keys.db.close()
-        _no_unhandled_errors(running)
+    _no_unhandled_errors(running)
 
 
 def _no_unhandled_errors(saldo: Saldo) -> None:

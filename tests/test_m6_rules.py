@@ -34,7 +34,7 @@ from tests.support import (
     Process,
     Saldo,
     dead_letters,
-    distributed_env,
+    distributed_with_keys,
     settled,
     start_distributed,
     wait_healthy,
@@ -50,16 +50,10 @@ _keys: ApiKeys
 
 @pytest.fixture(scope="module")
 async def saldo(infra: Servers, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Saldo]:
-    env = distributed_env(infra.database_url, infra.kafka_bootstrap, f"t{uuid.uuid4().hex[:10]}")
-    running = await start_distributed(env, tmp_path_factory.mktemp("m6"))
     global _keys
-    _keys = await open_api_keys(Settings.from_env(env))
-    try:
+    async with distributed_with_keys(infra.database_url, infra.kafka_bootstrap,
+                                     tmp_path_factory.mktemp("m6")) as (running, _keys):
         yield running
-    finally:
-        running.stop()
-        await running.client.aclose()
-        await _keys.close()
 
 
 async def new_unit(saldo: Saldo, keys: ApiKeys | None = None) -> str:
