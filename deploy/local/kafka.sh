@@ -28,6 +28,13 @@ running_pid() {
     echo "$pid"
 }
 
+still_alive() {  # a child we started: present and not a zombie (no ps on slim machines)
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }  # drop "pid (comm) ", leaving the state letter first
+  [[ -n $stat && ${stat:0:1} != Z ]]
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 ensure_tools() {
@@ -115,12 +122,16 @@ start() {
     -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties" \
     -cp "$LIBS/*" kafka.Kafka "$RUN/server.properties" \
     </dev/null >"$LOG" 2>&1 9>&- &
-  echo $! >"$PIDFILE"
+  local launched=$!
+  echo "$launched" >"$PIDFILE"
 
   # Ready = the server says so AND the client port accepts connections.
   local deadline=$((SECONDS + ${SALDO_KAFKA_START_TIMEOUT:-90}))
   until grep -q 'Kafka Server started' "$LOG" && port_open "$PORT"; do
-    if ! running_pid >/dev/null; then
+    # Not running_pid(): until the child has exec'd java its cmdline is still
+    # this script's, and on a loaded machine that window is long enough to be
+    # mistaken for "the broker exited" (it failed CI once that way).
+    if ! still_alive "$launched"; then
       log "broker exited during startup; last log lines:"; tail -n 40 "$LOG" >&2
       rm -f "$PIDFILE"; exit 1
     fi
