@@ -244,7 +244,7 @@ def _parts(processes: Iterable[Process]) -> _Parts:
 
 def _handlers(service: str, settings: Settings) -> list[tuple[str, str, list[str]]]:
     """(kind, name, topics) of every consumer a service runs: its projections and policies."""
-    from saldo_platform.cli import definitions
+    from saldo_platform.service import definitions
 
     definition = definitions()[service]
     return ([("projection", cls.name, [settings.topic(s) for s in sources])
@@ -255,7 +255,7 @@ def _handlers(service: str, settings: Settings) -> list[tuple[str, str, list[str
 
 def _store_name(service: str) -> str:
     """The `eventsourcing` table prefix of a service's Application (`<name>_events`, `_tracking`)."""
-    from saldo_platform.cli import definitions
+    from saldo_platform.service import definitions
 
     return str(definitions()[service].application.name).lower()  # type: ignore[attr-defined]
 

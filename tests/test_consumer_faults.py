@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from saldo_platform.cli import definitions
+from saldo_platform.service import definitions
 from tests.scenarios import issue_invoice, pay_invoice
 from tests.support import Saldo, dead_letters, eventually, settled, start_distributed
 

@@ -291,7 +291,7 @@ async def test_layer_3_a_crash_between_a_policys_new_events_and_its_position_lea
 
 async def _store(saldo: Saldo) -> dict[str, Any]:
     """Every read-model row, every consumed event id and the size of every event store."""
-    from saldo_platform.cli import definitions
+    from saldo_platform.service import definitions
 
     settings = Settings.from_env(saldo.env)
     found: dict[str, Any] = {}

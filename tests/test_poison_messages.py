@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from uuid import uuid4
 
-from saldo_platform.cli import definitions
+from saldo_platform.service import definitions
 from tests.kafka_tools import (
     invoice_issued,
     payment_allocated,

@@ -14,7 +14,7 @@ from saldo_events.envelope import Money
 from saldo_invoicing.domain import Invoice, InvoiceNumbers
 from saldo_payments.domain import InvoiceAccount, Payment, check_allocations, check_received_at
 from saldo_payouts.domain import Payout
-from saldo_platform.errors import Conflict, DomainRuleViolated
+from saldo_kernel.errors import Conflict, DomainRuleViolated
 from saldo_refunds.application import preselected_channel
 from saldo_refunds.domain import PaymentAccount, Refund
 

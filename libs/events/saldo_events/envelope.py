@@ -8,7 +8,8 @@ from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
-from saldo_events.currencies import check_currency
+from saldo_kernel import money
+from saldo_kernel.currencies import check_currency
 
 # The one definition of a currency for every contract and HTTP body (rule M6): three capital
 # letters (the JSON Schema's pattern) that name a real ISO 4217 currency (checked on validation).
@@ -26,6 +27,15 @@ class Money(Contract):
 
     amount: Amount
     currency: CurrencyCode
+
+    @classmethod
+    def of(cls, value: money.Money) -> Money:
+        return cls(amount=value.minor_units, currency=value.currency)
+
+    @property
+    def value(self) -> money.Money:
+        """As the domains count it: `saldo_kernel.money.Money`."""
+        return money.Money(self.amount, self.currency)
 
 
 class BankAccount(Contract):

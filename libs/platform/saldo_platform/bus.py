@@ -76,7 +76,8 @@ class KafkaProducer:
         await self._producer.stop()
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: Headers) -> Awaitable[object]:
-        return await self._producer.send(topic, value=value, key=key, headers=headers)
+        sent: Awaitable[object] = await self._producer.send(topic, value=value, key=key, headers=headers)
+        return sent
 
 
 class _SeekToStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -24,20 +24,11 @@ from fastapi import FastAPI
 
 from saldo_platform import telemetry
 from saldo_platform.bus import LocalBus
+from saldo_platform.http import problems
 from saldo_platform.http.auth import ROLES, ApiKeys
-from saldo_platform.service import ServiceDefinition, ServiceRuntime
+from saldo_platform.service import ServiceRuntime, definitions
 from saldo_platform.settings import SERVICES, Settings
 from saldo_platform.sql import open_database
-
-
-def definitions() -> dict[str, ServiceDefinition]:
-    from saldo_accounting.bootstrap import definition as accounting
-    from saldo_invoicing.bootstrap import definition as invoicing
-    from saldo_payments.bootstrap import definition as payments
-    from saldo_payouts.bootstrap import definition as payouts
-    from saldo_refunds.bootstrap import definition as refunds
-
-    return {d.name: d for d in (invoicing(), payments(), refunds(), payouts(), accounting())}
 
 
 async def open_api_keys(settings: Settings) -> ApiKeys:
@@ -80,6 +71,7 @@ def host_app(settings: Settings, services: list[str], relay: bool = True,
             await bus.stop()
 
     app = FastAPI(title="Saldo", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    problems.install(app)  # a path outside every service is a problem+json 404 too
 
     @app.get("/")
     async def index() -> dict[str, object]:

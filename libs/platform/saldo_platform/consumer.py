@@ -16,9 +16,9 @@ from opentelemetry import trace
 
 from saldo_events.codec import UndecodableMessage, decode, header
 from saldo_events.envelope import IntegrationEvent
+from saldo_kernel.errors import SaldoError
 from saldo_platform import telemetry
 from saldo_platform.bus import TP, Consumer, Message, Producer
-from saldo_platform.errors import SaldoError
 
 log = logging.getLogger(__name__)
 

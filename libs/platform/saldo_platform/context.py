@@ -1,4 +1,8 @@
-"""Who is acting, and why: carried from the HTTP request (or the consumed event) into stored events."""
+"""Who is acting, and why: carried from the HTTP request (or the consumed event) into stored events.
+
+The platform knows the whole `Context`; the domain only stamps its metadata on each new event
+(`saldo_kernel.aggregate.acting_as`), so entering a context here enters both.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from uuid import uuid4
+
+from saldo_kernel.aggregate import Meta, act_as_for_this_task, acting_as
 
 
 @dataclass(frozen=True)
@@ -17,7 +23,7 @@ class Context:
     causation_id: str | None = None
     traceparent: str | None = None
 
-    def as_metadata(self) -> dict[str, str | None]:
+    def as_metadata(self) -> Meta:
         return {
             "business_unit": self.business_unit,
             "actor": self.actor,
@@ -40,7 +46,8 @@ def current() -> Context | None:
 def acting(context: Context) -> Iterator[Context]:
     token = _current.set(context)
     try:
-        yield context
+        with acting_as(context.as_metadata()):
+            yield context
     finally:
         _current.reset(token)
 
@@ -56,3 +63,4 @@ def with_traceparent(context: Context, traceparent: str | None) -> Context:
 def set_for_this_task(context: Context) -> None:
     """Make `context` the acting one for the rest of the current task (one HTTP request)."""
     _current.set(context)
+    act_as_for_this_task(context.as_metadata())

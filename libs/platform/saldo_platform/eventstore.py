@@ -1,65 +1,43 @@
 """The event store of a service: an `eventsourcing` Application over PostgreSQL or SQLite.
 
 Its notification log is the transactional outbox the relay follows (DESIGN.md, step 2).
-Each stored event also carries the acting context (business unit, actor, correlation,
-causation, traceparent) under the key `meta`, so the relay can publish it with the event.
+Each stored event carries the acting context in its declared `meta` field
+(`saldo_kernel.aggregate`), so the relay can publish who acted with the event.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from datetime import date
 from typing import Any, cast
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
-    Mapper,
     ProcessRecorder,
     Recording,
-    Tracking,
     Transcoding,
 )
 
-from saldo_platform.context import acting, current
-from saldo_platform.errors import NotFound
+from saldo_kernel.aggregate import SaldoAggregate
+from saldo_kernel.errors import NotFound
+from saldo_kernel.money import Money
 from saldo_platform.unitofwork import UnitOfWork, current_unit
 
 
-class SaldoAggregate(Aggregate):
-    """Every aggregate belongs to exactly one business unit (rule M3)."""
-
-    business_unit: str
-
-
-class MetadataMapper(Mapper[UUID]):
-    def to_stored_event(self, domain_event: Any) -> Any:
-        state = vars(domain_event)
-        if "meta" not in state:
-            context = current()
-            state["meta"] = context.as_metadata() if context else {}
-        return super().to_stored_event(domain_event)
-
-
-def event_class(aggregate: type[SaldoAggregate], name: str) -> type[Any]:
-    """The event class that `@event("Name")` made on an aggregate (invisible to type checkers)."""
-    cls = getattr(aggregate, name)
-    assert isinstance(cls, type), f"{aggregate.__name__} has no event {name}"
-    return cls
-
-
 def event_metadata(domain_event: Any) -> dict[str, Any]:
-    meta = vars(domain_event).get("meta")
+    """The acting context an event was stamped with (none for the platform's own records)."""
+    meta = getattr(domain_event, "meta", None)
     return meta if isinstance(meta, dict) else {}
 
 
 def persistence_env(database_url: str) -> dict[str, str]:
     """The `eventsourcing` library's own settings for a `sqlite:` path or a PostgreSQL URL."""
+    if database_url == "memory:":  # in-process tests of applications and policies
+        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
     if database_url.startswith("sqlite:"):
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
@@ -92,6 +70,19 @@ class DateAsISO(Transcoding):
         return date.fromisoformat(data)
 
 
+class MoneyAsDict(Transcoding):
+    """Money in a stored event: {"minor_units": 49900, "currency": "DKK"} (rule M1)."""
+
+    type = Money
+    name = "money"
+
+    def encode(self, obj: Money) -> dict[str, Any]:
+        return {"minor_units": obj.minor_units, "currency": obj.currency}
+
+    def decode(self, data: dict[str, Any]) -> Money:
+        return Money(data["minor_units"], data["currency"])
+
+
 class EventStoreApplication(Application[UUID]):
     """Base of each service's Application: tracking-capable recorder, metadata, wake-ups."""
 
@@ -102,13 +93,10 @@ class EventStoreApplication(Application[UUID]):
         super().__init__(env=persistence_env(database_url))
         self._saved_listeners: list[Callable[[], None]] = []
 
-    def construct_mapper(self) -> Mapper[UUID]:
-        mapper = super().construct_mapper()
-        return MetadataMapper(mapper.transcoder, mapper.compressor, mapper.cipher)
-
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+        transcoder.register(MoneyAsDict())
 
     def construct_recorder(self) -> Any:
         # A process recorder records a consumer's position (Tracking) atomically with new events.
@@ -137,8 +125,7 @@ class EventStoreApplication(Application[UUID]):
     def record_unit(self, unit: UnitOfWork, *more: Any) -> None:
         """Record a command's collected events and `more` aggregates in one transaction."""
         unit.processing_event.collect_events(*more)
-        with acting(unit.context) if unit.context else nullcontext():
-            recordings = self._record(unit.processing_event)
+        recordings = self._record(unit.processing_event)
         self._take_snapshots(unit.processing_event)
         self._notify(recordings)
 
@@ -162,13 +149,13 @@ class EventStoreApplication(Application[UUID]):
         except AggregateNotFoundError:
             return None
 
-    def save_tracked(self, tracking: Tracking, *aggregates: Any) -> bool:
-        """Save new events and a consumer position in one transaction.
+    def record_processed(self, processing_event: ProcessingEvent[UUID]) -> bool:
+        """Record what a policy collected and the consumer's position in one transaction.
 
         Returns False when that position was already recorded: the message was handled before.
         """
-        processing_event: ProcessingEvent[UUID] = ProcessingEvent(tracking)
-        processing_event.collect_events(*aggregates)
+        tracking = processing_event.tracking
+        assert tracking is not None, "a policy's processing event tracks the message it handles"
         try:
             recordings = self._record(processing_event)
         except IntegrityError:

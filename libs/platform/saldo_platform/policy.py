@@ -1,5 +1,8 @@
 """Policies: an event of another service becomes a command on this service's Application.
 
+As in the `eventsourcing` library's process applications, a policy is given the event and a
+`ProcessingEvent`; the application method it calls loads aggregates, calls one method and
+collects their new events into that processing event (`processing_event.collect_events(...)`).
 The consumed position is saved as an `eventsourcing` Tracking record in the same transaction
 as the new events, so the effect happens once even if the message comes again. A policy's
 reaction must also be idempotent by its own key (e.g. one release per credit note), because the
@@ -10,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
+from uuid import UUID
 
+from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from saldo_events.envelope import IntegrationEvent
@@ -57,10 +62,11 @@ class Policy:
                 return  # delivered again: reacting to today's state could differ from the first time
             with acting(context):
                 for attempt in range(5):
-                    aggregates = self.react(event)
+                    processing_event: ProcessingEvent[UUID] = ProcessingEvent(tracking)
+                    self.react(event, processing_event)
                     failpoints.reach("before-commit", self.name, type(event).__name__)
                     try:
-                        self.application.save_tracked(tracking, *aggregates)
+                        self.application.record_processed(processing_event)
                         failpoints.reach("after-commit", self.name, type(event).__name__)
                         return
                     except IntegrityError:
@@ -72,8 +78,9 @@ class Policy:
 
     async def skip(self, message: Message) -> None:
         tracking = Tracking(self.tracking_name(message.topic, message.partition), message.offset + 1)
-        await asyncio.to_thread(self.application.save_tracked, tracking)
+        await asyncio.to_thread(self.application.record_processed, ProcessingEvent(tracking))
 
-    def react(self, event: IntegrationEvent) -> Sequence[Any]:
-        """Load, call one aggregate method, return the changed aggregates (none if not of interest)."""
+    def react(self, event: IntegrationEvent, processing_event: ProcessingEvent[UUID]) -> None:
+        """Call the application method for `event`, which collects its new events into
+        `processing_event`; events of no interest are simply not reacted to."""
         raise NotImplementedError

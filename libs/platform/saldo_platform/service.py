@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -48,6 +49,19 @@ class ServiceDefinition:
     projections: Sequence[tuple[type[Projection], Sequence[str]]] = ()
     policies: Sequence[tuple[type[Policy], Sequence[str]]] = ()
     extra_state: dict[str, Any] = field(default_factory=dict)
+
+
+def definitions() -> dict[str, ServiceDefinition]:
+    """Every installed service, found through the `saldo.services` entry points (pyproject.toml):
+    the platform imports no service; a service registers itself."""
+    found = {}
+    for entry in entry_points(group="saldo.services"):
+        definition = entry.load()()
+        found[definition.name] = definition
+    missing = set(SERVICES) - set(found)
+    if missing:
+        raise RuntimeError(f"services not installed: {', '.join(sorted(missing))}; run `make install`")
+    return {name: found[name] for name in SERVICES}
 
 
 class ServiceRuntime:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from saldo_kernel.errors import PreconditionFailed
 from saldo_platform import telemetry
-from saldo_platform.http import problems
+from saldo_platform.http import openapi, problems
 from saldo_platform.http.auth import AuthenticationMiddleware
 from saldo_platform.http.idempotency import IdempotencyMiddleware, IdempotencyStore
 from saldo_platform.sql import Database
@@ -45,13 +45,9 @@ class NoNulMiddleware:
             b"\x00" in unquote_to_bytes(scope.get("query_string", b""))
             or "\x00" in scope.get("path", "")
         ):
-            body = json.dumps({"type": "about:blank", "title": "Bad Request", "status": 400,
-                               "detail": "the URL must not contain the NUL character (%00)",
-                               "instance": scope.get("path", "").replace("\x00", "%00")}).encode()
-            await send({"type": "http.response.start", "status": 400, "headers": [
-                (b"content-type", problems.PROBLEM.encode()),
-                (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await problems.send_problem(
+                send, 400, "the URL must not contain the NUL character (%00)",
+                instance=scope.get("path", "").replace("\x00", "%00"))
             return
         await self.app(scope, receive, send)
 
@@ -66,6 +62,7 @@ def create_api(service: str, router: APIRouter, state: dict[str, Any], db: Datab
         setattr(api.state, name, value)
     problems.install(api)
     api.include_router(router, prefix="/v1")
+    openapi.install(api)
 
     @api.get("/health", tags=["health"])
     async def health() -> dict[str, str]:
@@ -89,15 +86,19 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def if_match_version(request: Request) -> int | None:
+def if_match(
+    header: Annotated[str | None, Header(
+        alias="If-Match", description='the ETag of the version you last read, e.g. "3": the '
+        "command is refused with 412 if the resource has changed since")] = None,
+) -> int | None:
     """The aggregate version the client last saw (`If-Match: "3"`), if it sent one."""
-    raw = request.headers.get("if-match")
-    if not raw or raw.strip() == "*":
+    if not header or header.strip() == "*":
         return None
     try:
-        return int(raw.strip().removeprefix("W/").strip('"'))
+        return int(header.strip().removeprefix("W/").strip('"'))
     except ValueError:
-        from saldo_platform.errors import PreconditionFailed
-
         raise PreconditionFailed(
-            f"If-Match must be an ETag from this API, like '\"3\"'; got {raw!r}") from None
+            f"If-Match must be an ETag from this API, like '\"3\"'; got {header!r}") from None
+
+
+IfMatch = Annotated[int | None, Depends(if_match)]

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http import HTTPStatus
 
 from fastapi import Request
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from saldo_platform.context import Context, new_correlation_id, set_for_this_task
+from saldo_platform.http.problems import send_problem
 from saldo_platform.sql import Database, PostgresDatabase, Row
 from saldo_platform.telemetry import current_traceparent
 
@@ -238,13 +237,7 @@ def _declared_length(scope: Scope) -> int:
 
 async def _problem(send: Send, scope: Scope, status: int, detail: str,
                    headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    """An RFC 9457 problem, answered without reading the request body."""
-    body = json.dumps({"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
-                       "detail": detail, "instance": scope["path"]}).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/problem+json"),
-        (b"content-length", str(len(body)).encode()), *(headers or [])]})
-    await send({"type": "http.response.body", "body": body})
+    await send_problem(send, status, detail, instance=scope["path"], headers=headers)
 
 
 def requires(*roles: str):  # type: ignore[no-untyped-def]

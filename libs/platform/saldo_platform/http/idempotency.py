@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from saldo_platform import failpoints
 from saldo_platform.eventstore import EventStoreApplication
+from saldo_platform.http.problems import PROBLEM, TYPES, problem_body
 from saldo_platform.sql import Database
 from saldo_platform.unitofwork import UnitOfWork, collecting
 
@@ -128,9 +129,8 @@ class CommandRecord(Aggregate):
 
 
 def _problem(status: int, title: str, detail: str) -> Answer:
-    body = json.dumps({"type": "https://saldo.dev/problems/idempotency", "title": title,
-                       "status": status, "detail": detail})
-    return status, [["content-type", "application/problem+json"]], body
+    body = json.dumps(problem_body(status, detail, title, TYPES + "idempotency"))
+    return status, [["content-type", PROBLEM]], body
 
 
 Answer = tuple[int, list[list[str]], str]
@@ -263,7 +263,8 @@ async def _read_body(receive: Receive) -> bytes:
     body = b""
     while True:
         message = await receive()
-        body += message.get("body", b"")
+        chunk: bytes = message.get("body", b"")
+        body += chunk
         if not message.get("more_body"):
             return body
 

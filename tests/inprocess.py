@@ -1,0 +1,69 @@
+"""The middle layer of tests: applications, policies and projections in this process.
+
+No PostgreSQL, no Kafka: an application on the `eventsourcing` library's in-memory recorder,
+a projection on a SQLite file. These tests prove a rule through the same application methods,
+policies and SQL the services run, and are named after the rule (`test_P3_...`); the end-to-end
+tests beside them prove the same paths over real PostgreSQL and Kafka.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from saldo_events.envelope import IntegrationEvent
+from saldo_platform.bus import Message
+from saldo_platform.context import Context, acting
+from saldo_platform.eventstore import EventStoreApplication
+from saldo_platform.policy import Policy
+from saldo_platform.projection import Projection
+from saldo_platform.sql import Database, open_database
+
+App = TypeVar("App", bound=EventStoreApplication)
+Event = TypeVar("Event", bound=IntegrationEvent)
+
+_offsets = itertools.count()
+
+
+def in_memory(application: type[App]) -> App:
+    return application("memory:")
+
+
+def operator(business_unit: str = "bu-1") -> Any:
+    """Act as an operator of `business_unit` (the context an HTTP command runs in)."""
+    return acting(Context(business_unit=business_unit, actor="api-key:test", correlation_id=str(uuid4())))
+
+
+def announced(cls: type[Event], *, business_unit: str = "bu-1", aggregate_id: UUID | None = None,
+              **fields: Any) -> Event:
+    """An integration event as another service would publish it."""
+    return cls(event_id=uuid4(), business_unit=business_unit, aggregate_id=aggregate_id or uuid4(),
+               aggregate_version=1, occurred_at=datetime.now(UTC), actor="test",
+               correlation_id=str(uuid4()), **fields)
+
+
+def message(topic: str = "saldo.test.v1", partition: int = 0, offset: int | None = None) -> Message:
+    return Message(topic, partition, next(_offsets) if offset is None else offset, None, b"", [])
+
+
+async def deliver(handler: Policy | Projection, event: IntegrationEvent,
+                  at: Message | None = None) -> Message:
+    """Hand `event` to a policy or projection as the consumer runner would; returns the message."""
+    at = at or message()
+    await handler.apply(event, at)
+    return at
+
+
+@asynccontextmanager
+async def read_models(tmp_path: Path) -> AsyncIterator[Database]:
+    db = open_database(f"sqlite:{tmp_path / 'read.sqlite'}")
+    await db.connect()
+    try:
+        yield db
+    finally:
+        await db.close()
