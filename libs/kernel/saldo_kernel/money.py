@@ -99,3 +99,14 @@ def total(amounts: list[Money], currency: str) -> Money:
     for amount in amounts:
         result += amount
     return result
+
+
+def upcast_amounts(state: dict[str, Any], *fields: str) -> None:
+    """Upcast an event stored before amounts were Money: integer `fields` and one `currency`.
+
+    Used by an event class's `upcast_v1_v2` (class_version 2), so stores written by earlier
+    builds stay readable.
+    """
+    currency = state.pop("currency")
+    for name in fields:
+        state[name] = Money(state[name], currency)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from saldo_kernel.errors import NotFound
+from saldo_payouts import queries
 from saldo_payouts.application import PayoutsApplication
+from saldo_payouts.queries import PayoutOut
 from saldo_platform.context import Context
-from saldo_platform.errors import NotFound
 from saldo_platform.http.app import etag, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.pages import Page, Paging, page_query
@@ -18,56 +19,33 @@ from saldo_platform.http.pages import Page, Paging, page_query
 router = APIRouter(tags=["payouts"])
 Operator = Annotated[Context, Depends(requires(*OPERATOR))]
 Reader = Annotated[Context, Depends(requires(*READER))]
-
-LISTS = {
-    # "Refunds ready for bank payout" and "Pending refunds" (rule B2).
-    "ready": "status = 'draft' AND bank_account IS NOT NULL",
-    "pending": "status = 'draft' AND bank_account IS NULL",
-}
+Pages = Annotated[Paging, Depends(page_query)]
 
 
-def _payout(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["payout_id"], "refund_id": row["refund_id"],
-            "customer_id": row["customer_id"],
-            "amount": {"amount": row["amount"], "currency": row["currency"]},
-            "bank_account": json.loads(row["bank_account"]) if row["bank_account"] else None,
-            "status": row["status"], "posting_date": row["posting_date"],
-            "bank_date": row["bank_date"], "version": row["version"]}
+@router.get("/payouts/ready", summary="Refunds ready for bank payout", response_model=Page[PayoutOut])
+async def ready(who: Reader, request: Request, paging: Pages) -> Page[PayoutOut]:
+    return await queries.payouts(state(request, "db"), who.business_unit, "ready", paging)
 
 
-async def _list(request: Request, business_unit: str, which: str, paging: Paging) -> Page:
-    rows = await state(request, "db").fetch(
-        f"SELECT * FROM payouts WHERE business_unit = $1 AND {LISTS[which]}"
-        " AND payout_id > $2 ORDER BY payout_id LIMIT $3",
-        business_unit, paging.after or "", paging.limit + 1)
-    return Page.of([_payout(r) for r in rows], paging.limit, cursor=lambda r: r["id"])
+@router.get("/payouts/pending", summary="Pending refunds (no bank account yet)",
+            response_model=Page[PayoutOut])
+async def pending(who: Reader, request: Request, paging: Pages) -> Page[PayoutOut]:
+    return await queries.payouts(state(request, "db"), who.business_unit, "pending", paging)
 
 
-@router.get("/payouts/ready", summary="Refunds ready for bank payout")
-async def ready(who: Reader, request: Request, paging: Annotated[Paging, Depends(page_query)]) -> Page:
-    return await _list(request, who.business_unit, "ready", paging)
-
-
-@router.get("/payouts/pending", summary="Pending refunds (no bank account yet)")
-async def pending(who: Reader, request: Request, paging: Annotated[Paging, Depends(page_query)]) -> Page:
-    return await _list(request, who.business_unit, "pending", paging)
-
-
-@router.get("/payouts/{payout_id}")
-async def get_payout(payout_id: UUID, who: Reader, request: Request) -> dict[str, Any]:
-    row = await state(request, "db").fetchrow(
-        "SELECT * FROM payouts WHERE payout_id = $1 AND business_unit = $2",
-        str(payout_id), who.business_unit)
-    if row is None:
+@router.get("/payouts/{payout_id}", response_model=PayoutOut)
+async def get_payout(payout_id: UUID, who: Reader, request: Request, response: Response) -> PayoutOut:
+    found = await queries.payout(state(request, "db"), who.business_unit, payout_id)
+    if found is None:
         raise NotFound(f"payout {payout_id} not found")
-    return _payout(row)
+    response.headers["ETag"] = etag(found.version)
+    return found
 
 
-@router.post("/payouts/{payout_id}/mark-paid-out")
-def mark_paid_out(payout_id: UUID, who: Operator, request: Request, response: Response) -> dict[str, Any]:
+@router.post("/payouts/{payout_id}/mark-paid-out", response_model=PayoutOut)
+def mark_paid_out(payout_id: UUID, who: Operator, request: Request, response: Response) -> PayoutOut:
+    """The bank has paid the payout out: it leaves the draft state and is posted (rule B4)."""
     application: PayoutsApplication = state(request, "application")
-    payout = application.mark_paid_out(who.business_unit, payout_id)
+    payout = application.mark_paid_out(business_unit=who.business_unit, payout_id=payout_id)
     response.headers["ETag"] = etag(payout.version)
-    return {"id": str(payout.id), "status": payout.status,
-            "posting_date": payout.posting_date.isoformat(),
-            "bank_date": payout.bank_date.isoformat(), "version": payout.version}
+    return PayoutOut.of(payout)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import ProcessingEvent
 
 from saldo_events import refunds
 from saldo_events.envelope import IntegrationEvent
@@ -17,11 +18,11 @@ class DraftPayoutForRefund(Policy):
     name = "payouts.draft-for-refund"
     application: PayoutsApplication
 
-    def react(self, event: IntegrationEvent) -> Sequence[Any]:
+    def react(self, event: IntegrationEvent, processing_event: ProcessingEvent[UUID]) -> None:
         if isinstance(event, refunds.RefundDrafted):
-            return self.application.draft_payout(
-                event.business_unit, event.refund_id, event.customer_id, event.amount.amount,
-                event.amount.currency,
-                event.bank_account.model_dump(exclude_none=True) if event.bank_account else None,
+            self.application.draft_payout(
+                processing_event, business_unit=event.business_unit, refund_id=event.refund_id,
+                customer_id=event.customer_id, amount=event.amount.value,
+                bank_account=event.bank_account.model_dump(exclude_none=True) if event.bank_account
+                else None,
             )
-        return []

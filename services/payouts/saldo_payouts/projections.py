@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from saldo_events import payouts
 from saldo_events.envelope import IntegrationEvent
+from saldo_platform.http.pages import sortable_time
 from saldo_platform.projection import Projection
 from saldo_platform.sql import Executor
 
@@ -27,7 +28,7 @@ class PayoutsProjection(Projection):
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, 'draft', $8, $9) ON CONFLICT DO NOTHING"),
                 str(event.payout_id), event.business_unit, str(event.refund_id), event.customer_id,
                 event.amount.amount, event.amount.currency, account,
-                event.occurred_at.isoformat(), event.aggregate_version,
+                sortable_time(event.occurred_at), event.aggregate_version,
             )
         elif isinstance(event, payouts.PayoutMarkedPaid):
             await tx.execute(self.sql(

@@ -41,7 +41,7 @@ def encode_cursor(time: str, item_id: str) -> str:
     return base64.urlsafe_b64encode(json.dumps([time, item_id]).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str) -> tuple[str, str]:
+def decode_cursor(cursor: str) -> tuple[str, str]:
     try:
         time, item_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not (isinstance(time, str) and isinstance(item_id, str)):
@@ -56,7 +56,7 @@ def page_query(
     after: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,400}$",
                                        description="next_cursor of the previous page")] = None,
 ) -> Paging:
-    return Paging(limit, _decode_cursor(after) if after else BEGINNING)
+    return Paging(limit, decode_cursor(after) if after else BEGINNING)
 
 
 class Page(BaseModel, Generic[Item]):
