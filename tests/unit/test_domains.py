@@ -13,7 +13,6 @@ from saldo_events import payments as payment_events
 from saldo_events.envelope import Money
 from saldo_invoicing.domain import Invoice, InvoiceNumbers
 from saldo_payments.domain import InvoiceAccount, Payment, check_allocations, check_received_at
-from saldo_payouts.domain import Payout
 from saldo_kernel.errors import Conflict, DomainRuleViolated
 from saldo_refunds.application import preselected_channel
 from saldo_refunds.domain import PaymentAccount, Refund
@@ -169,17 +168,6 @@ def test_refund_channel_is_preselected_from_the_payment_method() -> None:  # rul
     assert preselected_channel("mobilepay") == "mobilepay"
     for method in ("betalingsservice", "fik", "bank_transfer", "manual"):
         assert preselected_channel(method) == "bank"
-
-
-def test_a_payout_is_marked_paid_out_once() -> None:  # rules B1, B2, B4
-    with_account = Payout("bu", uuid4(), "cust", 5000, "DKK", {"iban": "DK5000400440116243"})
-    without = Payout("bu", uuid4(), "cust", 5000, "DKK", None)
-    assert with_account.ready and not without.ready  # ready list vs pending refunds
-    with_account.mark_paid_out(date(2026, 11, 22))
-    assert with_account.status == "paid_out" and not with_account.ready
-    assert with_account.posting_date == with_account.bank_date == date(2026, 11, 22)
-    with pytest.raises(Conflict):
-        with_account.mark_paid_out(date(2026, 11, 23))
 
 
 def test_postings_must_balance() -> None:  # rule A1
