@@ -372,6 +372,9 @@ async def test_every_service_documents_its_api(saldo: Saldo) -> None:
     spec = (await saldo.client.get(saldo.base_urls["invoicing"] + "/openapi.json")).json()
     line = spec["components"]["schemas"]["LineIn"]["properties"]["amount"]
     assert line["type"] == "integer" and line["exclusiveMinimum"] == 0
+    # A path outside every service is a problem too, from the root app (embedded) or the service.
+    root = saldo.base_urls["invoicing"].rsplit("/", 1)[0]
+    assert_problem(await saldo.client.get(root + "/no-such-service/v1/anything"), 404)
 
 
 # 4. Bad input -----------------------------------------------------------------------------------
