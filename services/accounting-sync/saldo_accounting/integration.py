@@ -7,18 +7,16 @@ from typing import Any
 from saldo_accounting.domain import Posting
 from saldo_events import accounting as contracts
 from saldo_events.envelope import IntegrationEvent
-from saldo_platform.eventstore import event_class
 from saldo_platform.relay import envelope
-
-Recorded = event_class(Posting, "Recorded")
 
 
 def to_integration(e: Any) -> IntegrationEvent | None:
-    if isinstance(e, Recorded):
+    if isinstance(e, Posting.Recorded):
         return contracts.PostingRecorded(
             **envelope(e), posting_id=e.originator_id, source_event_id=e.source_event_id,
             source_event_type=e.source_event_type, customer_id=e.customer_id,
             currency=e.currency, posting_date=e.posting_date,
-            lines=[contracts.PostingLine(**line) for line in e.lines],
+            lines=[contracts.PostingLine(account=line.account.value, debit=line.debit.minor_units,
+                                         credit=line.credit.minor_units) for line in e.lines],
         )
     return None
