@@ -2,32 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, get_args
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import Field
+from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 from saldo_events.envelope import BankAccount
+from saldo_kernel.errors import NotFound
 from saldo_platform.context import Context
-from saldo_platform.errors import NotFound
 from saldo_platform.http.app import etag, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.bodies import MinorUnits, RequestBody
 from saldo_platform.http.pages import Page, Paging, page_query
+from saldo_refunds import queries
 from saldo_refunds.application import RefundsApplication
-from saldo_refunds.domain import PaymentAccount
+from saldo_refunds.domain import AvailableChannel, RefundChannel, is_available, not_available_yet
+from saldo_refunds.queries import RefundableOut, RefundOut
 
 router = APIRouter(tags=["refunds"])
 Operator = Annotated[Context, Depends(requires(*OPERATOR))]
 Reader = Annotated[Context, Depends(requires(*READER))]
+Pages = Annotated[Paging, Depends(page_query)]
+
+
+def _offered(value: Any) -> Any:
+    """A channel rule R2 names but the product cannot pay through yet is refused with that reason
+    (a 422), not as an unknown word; the schema offers only the channels that work today."""
+    if value in get_args(RefundChannel) and not is_available(value):
+        raise PydanticCustomError("channel_not_available", not_available_yet(value))
+    return value
 
 
 class RequestRefund(RequestBody):
     payment_id: UUID
-    amount: Annotated[MinorUnits, Field(description="minor units, at most the refundable amount")]
+    amount: Annotated[MinorUnits, Field(description="minor units of the payment's currency, "
+                                                    "at most the refundable amount (rules R1, P3)")]
     reason: str = Field(min_length=1, max_length=500)
-    channel: Literal["card", "mobilepay", "manual", "bank"] | None = Field(
+    channel: Annotated[AvailableChannel | None, BeforeValidator(_offered)] = Field(
         default=None, description="preselected from the payment's method when left out (rule R2)")
     bank_account: BankAccount | None = None
 
@@ -36,52 +49,36 @@ def app(request: Request) -> RefundsApplication:
     return state(request, "application")  # type: ignore[no-any-return]
 
 
-@router.post("/refunds", status_code=201)
+@router.post("/refunds", status_code=201, response_model=RefundOut)
 def request_refund(body: RequestRefund, who: Operator, request: Request,
-                   response: Response) -> dict[str, Any]:
+                   response: Response) -> RefundOut:
     refund = app(request).request_refund(
-        who.business_unit, body.payment_id, body.amount, body.reason, body.channel,
-        body.bank_account.model_dump(exclude_none=True) if body.bank_account else None,
+        business_unit=who.business_unit, payment_id=body.payment_id, minor_units=body.amount,
+        reason=body.reason, channel=body.channel,
+        bank_account=body.bank_account.model_dump(exclude_none=True) if body.bank_account else None,
     )
     response.headers["ETag"] = etag(refund.version)
     response.headers["Location"] = request.url_for("get_refund", refund_id=str(refund.id)).path
-    return {"id": str(refund.id), "payment_id": str(refund.payment_id), "channel": refund.channel,
-            "amount": {"amount": refund.amount, "currency": refund.currency},
-            "status": refund.status, "version": refund.version}
+    return RefundOut.of(refund)
 
 
-@router.get("/payments/{payment_id}/refundable")
-def refundable(payment_id: UUID, who: Reader, request: Request) -> dict[str, Any]:
+@router.get("/payments/{payment_id}/refundable", response_model=RefundableOut)
+def refundable(payment_id: UUID, who: Reader, request: Request) -> RefundableOut:
     """What may still be refunded from one payment (rule P3), as the refunds service knows it."""
-    account: PaymentAccount = app(request).get_owned(
-        PaymentAccount.create_id(payment_id), who.business_unit, PaymentAccount)
-    return {"payment_id": str(payment_id), "currency": account.currency,
-            "amount": account.amount, "allocated": account.allocated,
-            "in_progress": account.in_progress, "refunded": account.refunded,
-            "refundable": account.refundable}
+    account = app(request).payment_account(business_unit=who.business_unit, payment_id=payment_id)
+    return RefundableOut.of(account)
 
 
-def _refund(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["refund_id"], "payment_id": row["payment_id"],
-            "customer_id": row["customer_id"], "channel": row["channel"],
-            "amount": {"amount": row["amount"], "currency": row["currency"]},
-            "reason": row["reason"], "status": row["status"], "requested_at": row["requested_at"]}
-
-
-@router.get("/refunds/{refund_id}")
-async def get_refund(refund_id: UUID, who: Reader, request: Request) -> dict[str, Any]:
-    row = await state(request, "db").fetchrow(
-        "SELECT * FROM refunds WHERE refund_id = $1 AND business_unit = $2",
-        str(refund_id), who.business_unit)
-    if row is None:
+@router.get("/refunds/{refund_id}", response_model=RefundOut)
+async def get_refund(refund_id: UUID, who: Reader, request: Request, response: Response) -> RefundOut:
+    found = await queries.refund(state(request, "db"), who.business_unit, refund_id)
+    if found is None:
         raise NotFound(f"refund {refund_id} not found")
-    return _refund(row)
+    response.headers["ETag"] = etag(found.version)
+    return found
 
 
-@router.get("/refunds")
-async def list_refunds(who: Reader, request: Request,
-                       paging: Annotated[Paging, Depends(page_query)]) -> Page:
-    rows = await state(request, "db").fetch(
-        "SELECT * FROM refunds WHERE business_unit = $1 AND refund_id > $2"
-        " ORDER BY refund_id LIMIT $3", who.business_unit, paging.after or "", paging.limit + 1)
-    return Page.of([_refund(r) for r in rows], paging.limit, cursor=lambda r: r["id"])
+@router.get("/refunds", response_model=Page[RefundOut])
+async def list_refunds(who: Reader, request: Request, paging: Pages) -> Page[RefundOut]:
+    """The refunds in the order they were requested."""
+    return await queries.refunds(state(request, "db"), who.business_unit, paging)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import ProcessingEvent
 
 from saldo_events import payments, payouts
 from saldo_events.envelope import IntegrationEvent
+from saldo_kernel.money import Money, total
 from saldo_platform.policy import Policy
 from saldo_refunds.application import RefundsApplication
 
@@ -17,17 +19,21 @@ class FollowPayments(Policy):
     name = "refunds.follow-payments"
     application: RefundsApplication
 
-    def react(self, event: IntegrationEvent) -> Sequence[Any]:
+    def react(self, event: IntegrationEvent, processing_event: ProcessingEvent[UUID]) -> None:
         app = self.application
         if isinstance(event, payments.PaymentReceived):
-            return app.payment_received(event.business_unit, event.payment_id, event.customer_id,
-                                        event.method, event.amount.amount, event.amount.currency,
-                                        event.received_at, sum(a.amount for a in event.allocations))
-        if isinstance(event, payments.PaymentAllocated):
-            return app.allocation_changed(event.payment_id, event.event_id, event.amount.amount)
-        if isinstance(event, payments.AmountReleased):
-            return app.allocation_changed(event.payment_id, event.event_id, -event.amount.amount)
-        return []
+            currency = event.amount.currency
+            app.payment_received(
+                processing_event, business_unit=event.business_unit, payment_id=event.payment_id,
+                customer_id=event.customer_id, method=event.method, amount=event.amount.value,
+                received_at=event.received_at,
+                allocated=total([Money(a.amount, currency) for a in event.allocations], currency))
+        elif isinstance(event, payments.PaymentAllocated):
+            app.allocation_changed(processing_event, payment_id=event.payment_id,
+                                   source_event_id=event.event_id, delta=event.amount.value)
+        elif isinstance(event, payments.AmountReleased):
+            app.allocation_changed(processing_event, payment_id=event.payment_id,
+                                   source_event_id=event.event_id, delta=-event.amount.value)
 
 
 class FollowPayouts(Policy):
@@ -36,7 +42,7 @@ class FollowPayouts(Policy):
     name = "refunds.follow-payouts"
     application: RefundsApplication
 
-    def react(self, event: IntegrationEvent) -> Sequence[Any]:
+    def react(self, event: IntegrationEvent, processing_event: ProcessingEvent[UUID]) -> None:
         if isinstance(event, payouts.PayoutMarkedPaid):
-            return self.application.payout_paid(event.business_unit, event.refund_id, event.payout_id)
-        return []
+            self.application.payout_paid(processing_event, business_unit=event.business_unit,
+                                         refund_id=event.refund_id, payout_id=event.payout_id)

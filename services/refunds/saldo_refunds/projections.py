@@ -1,9 +1,10 @@
-"""Read models of the refunds service."""
+"""The refunds list operators read: every refund and where it stands."""
 
 from __future__ import annotations
 
 from saldo_events import refunds
 from saldo_events.envelope import IntegrationEvent
+from saldo_platform.http.pages import sortable_time
 from saldo_platform.projection import Projection
 from saldo_platform.sql import Executor
 
@@ -27,7 +28,7 @@ class RefundsProjection(Projection):
                 " ON CONFLICT DO NOTHING"),
                 str(event.refund_id), event.business_unit, str(event.payment_id), event.customer_id,
                 event.amount.amount, event.amount.currency, event.channel, event.reason,
-                event.occurred_at.isoformat(), event.aggregate_version,
+                sortable_time(event.occurred_at), event.aggregate_version,
             )
         elif isinstance(event, refunds.RefundDrafted | refunds.RefundSucceeded):
             status = "drafted" if isinstance(event, refunds.RefundDrafted) else "completed"
