@@ -10,8 +10,6 @@ import pytest
 from saldo_invoicing.domain import Invoice, InvoiceNumbers
 from saldo_payments.domain import InvoiceAccount, Payment, check_allocations, check_received_at
 from saldo_kernel.errors import Conflict, DomainRuleViolated
-from saldo_refunds.application import preselected_channel
-from saldo_refunds.domain import PaymentAccount, Refund
 
 RECEIVED = datetime(2026, 11, 20, 10, tzinfo=UTC)
 
@@ -123,44 +121,3 @@ def test_a_refund_takes_back_what_an_allocation_spent_before_payments_heard_of_i
     assert payment.placeable == 0 and payment.unallocated == 6000
     assert payment.note_refund(uuid4(), 3000) == {str(newer): 1000, str(older): 2000}
     assert payment.unallocated == 9000 and sum(payment.refunds.values()) == 9000
-
-
-def test_refundable_is_unallocated_minus_refunds_in_progress() -> None:  # rules P3, R1
-    account = PaymentAccount("bu", uuid4(), "cust", "card", 10000, "DKK", RECEIVED, allocated=10000)
-    assert account.refundable == 0
-    released = uuid4()
-    assert account.note_allocation_change(released, -3000)
-    assert not account.note_allocation_change(released, -3000)  # the same event delivered twice
-    assert account.refundable == 3000
-    account.reserve(uuid4(), 2000)
-    assert account.refundable == 1000
-    with pytest.raises(DomainRuleViolated, match="10.00 DKK refundable; a refund of 10.01 DKK"):
-        account.reserve(uuid4(), 1001)
-    with pytest.raises(DomainRuleViolated):
-        account.reserve(uuid4(), -5)
-
-
-def test_a_completed_refund_counts_as_refunded_once() -> None:  # rules M6, B4
-    payment_id = uuid4()
-    account = PaymentAccount("bu", payment_id, "cust", "fik", 10000, "DKK", RECEIVED, allocated=0)
-    refund = Refund("bu", payment_id, "cust", 4000, "DKK", "bank", "overpaid", None)
-    account.reserve(refund.id, 4000)
-    refund.draft_bank_payout()
-    assert (account.in_progress, account.refunded, account.refundable) == (4000, 0, 6000)
-    payout = uuid4()
-    assert refund.complete(payout) and refund.status == "completed"
-    assert account.settle(refund.id)
-    assert (account.in_progress, account.refunded, account.refundable) == (0, 4000, 6000)
-    assert not refund.complete(payout)  # PayoutMarkedPaid delivered twice
-    assert not account.settle(refund.id)
-    assert account.refunded == 4000
-    requested = Refund("bu", payment_id, "cust", 100, "DKK", "bank", "x", None)
-    with pytest.raises(DomainRuleViolated, match="only a drafted bank refund"):
-        requested.complete(uuid4())
-
-
-def test_refund_channel_is_preselected_from_the_payment_method() -> None:  # rule R2
-    assert preselected_channel("card") == "card"
-    assert preselected_channel("mobilepay") == "mobilepay"
-    for method in ("betalingsservice", "fik", "bank_transfer", "manual"):
-        assert preselected_channel(method) == "bank"
