@@ -15,8 +15,9 @@ import asyncio
 import signal
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -26,6 +27,7 @@ from saldo_platform import telemetry
 from saldo_platform.bus import LocalBus
 from saldo_platform.http import problems
 from saldo_platform.http.auth import ROLES, ApiKeys
+from saldo_platform.logs import configure_logging
 from saldo_platform.service import ServiceRuntime, definitions
 from saldo_platform.settings import SERVICES, Settings
 from saldo_platform.sql import open_database
@@ -46,29 +48,32 @@ def host_app(settings: Settings, services: list[str], relay: bool = True,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         telemetry.setup("saldo" if len(services) > 1 else f"saldo-{services[0]}")
-        bus = LocalBus(str(settings.var_dir / "bus.sqlite")) if settings.mode == "embedded" else None
-        if bus is not None:
-            settings.var_dir.mkdir(parents=True, exist_ok=True)
-            await bus.start()
-        keys = await open_api_keys(settings)
-        await keys.listen()  # a key revoked anywhere is refused here at once
-        runtimes = [ServiceRuntime(definitions()[name], settings, keys, bus) for name in services]
-        for runtime in runtimes:
-            await runtime.open()
-            api = runtime.api()
-            app.mount(f"/{runtime.name}", api)
-            if len(runtimes) == 1:
-                app.mount("/", api)
-        for runtime in runtimes:
-            await runtime.start(relay=relay, consumers=consumers)
-        if announce:
-            await _announce(settings, keys)
-        yield
-        for runtime in runtimes:
-            await runtime.close()
-        await keys.close()
-        if bus is not None:
-            await bus.stop()
+        # Whatever was opened is closed again, after the last request on shutdown, and also
+        # when the start fails half-way; in reverse order (runtimes, then keys, then the bus).
+        async with AsyncExitStack() as opened:
+            bus = LocalBus(str(settings.var_dir / "bus.sqlite")) if settings.mode == "embedded" else None
+            if bus is not None:
+                settings.var_dir.mkdir(parents=True, exist_ok=True)
+                await bus.start()
+                opened.push_async_callback(bus.stop)
+            keys = await open_api_keys(settings)
+            opened.push_async_callback(keys.close)
+            await keys.listen()  # a key revoked anywhere is refused here at once
+            runtimes = []
+            for name in services:
+                runtime = ServiceRuntime(definitions()[name], settings, keys, bus)
+                opened.push_async_callback(runtime.close)
+                await runtime.open()
+                runtimes.append(runtime)
+                api = runtime.api()
+                app.mount(f"/{runtime.name}", api)
+                if len(services) == 1:
+                    app.mount("/", api)
+            for runtime in runtimes:
+                await runtime.start(relay=relay, consumers=consumers)
+            if announce:
+                await _announce(settings, keys)
+            yield
 
     app = FastAPI(title="Saldo", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     problems.install(app)  # a path outside every service is a problem+json 404 too
@@ -96,26 +101,43 @@ async def _announce(settings: Settings, keys: ApiKeys) -> None:
 _host, _port = "127.0.0.1", 8000
 
 
+# On SIGTERM uvicorn stops accepting connections, lets requests in flight finish for up to this
+# long, then runs the lifespan's shutdown (relay and consumers stop, pools close).
+GRACEFUL_SHUTDOWN_S = 5
+
+
 def _serve(app: FastAPI, host: str, port: int) -> None:
     global _host, _port
     _host, _port = host, port
-    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
+    # After its graceful shutdown uvicorn raises the signal again for the handler that was there
+    # before it. With the default one the process would die of SIGTERM (status 143); this one
+    # makes a requested stop a normal exit (status 0), also before uvicorn took over the signal.
+    signal.signal(signal.SIGTERM, _exit_normally)
+    # log_config=None: uvicorn keeps the JSON logging configured by main() (logs.py).
+    uvicorn.run(app, host=host, port=port, lifespan="on", log_config=None,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+
+
+def _exit_normally(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 async def _run_background(settings: Settings, service: str, relay: bool, consumers: bool) -> None:
-    keys = await open_api_keys(settings)
-    runtime = ServiceRuntime(definitions()[service], settings, keys, None)
-    await runtime.open()
-    await runtime.start(relay=relay, consumers=consumers)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM):  # from the start: a stop during start-up counts
         loop.add_signal_handler(sig, stop.set)
-    print(f"saldo {service}: {'relay ' if relay else ''}{'consumers ' if consumers else ''}running",
-          flush=True)
-    await stop.wait()
-    await runtime.close()
-    await keys.close()
+    keys = await open_api_keys(settings)
+    runtime = ServiceRuntime(definitions()[service], settings, keys, None)
+    try:
+        await runtime.open()
+        await runtime.start(relay=relay, consumers=consumers)
+        print(f"saldo {service}: {'relay ' if relay else ''}{'consumers ' if consumers else ''}running",
+              flush=True)
+        await stop.wait()
+    finally:
+        await runtime.close()
+        await keys.close()
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:
@@ -207,12 +229,17 @@ def main(argv: list[str] | None = None) -> None:
                          help="only events that occurred at or before this ISO instant")
     args = parser.parse_args(argv)
 
+    try:
+        env = {**_env(), "SALDO_MODE": "embedded"} if args.command == "embedded" else None
+        settings = Settings.from_env(env)
+    except ValueError as e:
+        parser.error(str(e))
+    service = getattr(args, "service", None)
+    configure_logging(f"saldo-{service}" if service else "saldo", settings.log_level)
+
     if args.command == "embedded":
-        settings = Settings.from_env({**_env(), "SALDO_MODE": "embedded"})
         _serve(host_app(settings, list(SERVICES), announce=True), args.host, args.port)
-        return
-    settings = Settings.from_env()
-    if args.command == "serve":
+    elif args.command == "serve":
         app = host_app(settings, [args.service], not args.no_relay, not args.no_consumers)
         _serve(app, args.host, args.port)
     elif args.command in ("relay", "consume") and settings.mode != "distributed":

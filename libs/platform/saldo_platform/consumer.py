@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Protocol
 
 from opentelemetry import trace
@@ -72,6 +73,10 @@ class ConsumerRunner:
         try:
             while not stopping.is_set():
                 for message in await self.consumer.getmany(timeout_s=0.5):
+                    if stopping.is_set():
+                        # Positions are stored with each effect: the rest of the batch is read
+                        # again after a restart, so there is no need to finish it.
+                        break
                     await self.process(message, stopping)
         finally:
             await self.consumer.stop()
@@ -106,7 +111,8 @@ class ConsumerRunner:
                     log.warning("%s: infrastructure failure, retrying: %r", self.handler.name, e)
                     if stopping.is_set():
                         raise
-                    await asyncio.sleep(1.0)
+                    with suppress(TimeoutError):  # a stop cuts the wait short; the next failure raises
+                        await asyncio.wait_for(stopping.wait(), 1.0)
                 except Exception as e:
                     attempts += 1
                     log.exception("%s: applying %s failed (%d)", self.handler.name, event.event_type(),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any, cast
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -27,6 +27,7 @@ from saldo_platform.sql import Database, PostgresDatabase
 log = logging.getLogger(__name__)
 
 ToIntegration = Callable[[Any], IntegrationEvent | None]
+Release = Callable[[], Awaitable[None]]
 
 RELAY_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS relay_positions (relay TEXT PRIMARY KEY, position BIGINT NOT NULL)"
@@ -86,7 +87,9 @@ class Relay:
             loop.call_soon_threadsafe(self._wake.set)
 
         self.application.on_saved(wake)
-        release = await self._become_the_only_relay()
+        release = await self._become_the_only_relay(stopping)
+        if release is None:
+            return  # told to stop while another replica was the relay
         stop_listening = None
         if isinstance(self.db, PostgresDatabase):
             # The event store NOTIFYs on every insert, also from other processes.
@@ -146,13 +149,14 @@ class Relay:
                 headers.append(("traceparent", traceparent.encode()))
             return await self.producer.send(self.topic, key, value, headers)
 
-    async def _become_the_only_relay(self) -> Any:
-        """Replicas of a service each run a relay; a PostgreSQL advisory lock lets one publish."""
+    async def _become_the_only_relay(self, stopping: asyncio.Event) -> Release | None:
+        """Replicas of a service each run a relay; a PostgreSQL advisory lock lets one publish.
+        None if `stopping` was set while waiting for it."""
         if not isinstance(self.db, PostgresDatabase):
             async def nothing() -> None:
                 return None
             return nothing
-        return await self.db.hold_lock(f"relay:{self.name}")
+        return await self.db.hold_lock_unless(f"relay:{self.name}", stopping)
 
 
 async def _first_of(event: asyncio.Event, stopping: asyncio.Event, timeout_s: float) -> None:

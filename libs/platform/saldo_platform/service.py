@@ -38,6 +38,9 @@ from saldo_platform.sql import Database, open_database
 
 log = logging.getLogger(__name__)
 
+# How long close() lets background loops finish what they hold before cancelling them.
+STOP_TIMEOUT_S = 10.0
+
 
 @dataclass(frozen=True)
 class ServiceDefinition:
@@ -162,11 +165,17 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(guarded()))
 
     async def close(self) -> None:
+        """Stop the relay and consumers (each loop notices `_stopping` within about a second and
+        finishes the message in hand), then close what they used. Safe after a failed open()."""
         self._stopping.set()
         if self._tasks:
-            done, pending = await asyncio.wait(self._tasks, timeout=10)
-            for task in pending:
-                task.cancel()
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+            if pending:
+                log.warning("%s: %d background loop(s) still busy after %.0f s; cancelling them",
+                            self.name, len(pending), STOP_TIMEOUT_S)
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending, timeout=1.0)
         if self._producer is not None:
             await self._producer.stop()
         await self.db.close()

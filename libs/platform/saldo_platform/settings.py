@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SERVICES = ("invoicing", "payments", "refunds", "payouts", "accounting-sync")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class Settings:
     kafka_bootstrap: str | None
     topic_prefix: str
     auth_database: str
+    # SALDO_LOG_LEVEL: the least severe log record written (logs.py), for every logger.
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -34,6 +37,9 @@ class Settings:
         if mode == "distributed" and not (database_url and kafka):
             raise ValueError("distributed mode needs SALDO_DATABASE_URL and SALDO_KAFKA_BOOTSTRAP")
         prefix = e.get("SALDO_DATABASE_PREFIX", "saldo")
+        log_level = e.get("SALDO_LOG_LEVEL", "INFO").upper()
+        if log_level not in LOG_LEVELS:
+            raise ValueError(f"SALDO_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
         auth_default = (
             database_name_url(database_url, f"{prefix}_auth")
             if mode == "distributed" and database_url
@@ -47,6 +53,7 @@ class Settings:
             kafka_bootstrap=kafka,
             topic_prefix=e.get("SALDO_TOPIC_PREFIX", "saldo"),
             auth_database=e.get("SALDO_AUTH_DATABASE", auth_default),
+            log_level=log_level,
         )
 
     def topic(self, service: str) -> str:

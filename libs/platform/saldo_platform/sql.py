@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -119,11 +119,32 @@ class PostgresDatabase:
         """Wait for a session-level advisory lock; it is released when the holder dies, too."""
         conn: asyncpg.Connection = await asyncpg.connect(self.url)
         await conn.execute("SELECT pg_advisory_lock(hashtext($1))", name)
+        return _closing(conn)
 
-        async def release() -> None:
-            await conn.close()
+    async def hold_lock_unless(self, name: str,
+                               stopping: asyncio.Event) -> Callable[[], Awaitable[None]] | None:
+        """`hold_lock`, but None once `stopping` is set: a process told to stop must not sit in
+        a lock wait that another process may hold for hours. Asked for again every half second,
+        because a wait in the server cannot be given up cleanly from here."""
+        conn: asyncpg.Connection = await asyncpg.connect(self.url)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", name):
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), 0.5)
+                if stopping.is_set():
+                    await conn.close()
+                    return None
+        except BaseException:
+            conn.terminate()
+            raise
+        return _closing(conn)
 
-        return release
+
+def _closing(conn: asyncpg.Connection) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        await conn.close()
+
+    return close
 
 
 class _PgExecutor:

@@ -1,5 +1,6 @@
 """OpenTelemetry: one trace from the HTTP request through the event store and Kafka to consumers.
 
+Logs are configured in `logs.py` (JSON lines with the current trace and span ids).
 Exporters come from the standard `OTEL_*` variables (OTLP over HTTP when
 `OTEL_EXPORTER_OTLP_ENDPOINT` is set). `SALDO_TRACE_FILE` additionally writes finished
 spans as JSON lines, which is how tests and operators without a collector can look at traces.
@@ -8,11 +9,9 @@ spans as JSON lines, which is how tests and operators without a collector can lo
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
@@ -25,8 +24,6 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-from saldo_platform import context as saldo_context
 
 _propagator = TraceContextTextMapPropagator()
 _configured = False
@@ -114,7 +111,6 @@ def setup(service_name: str) -> None:
     if path := os.environ.get("SALDO_TRACE_FILE"):
         provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(path)))
     trace.set_tracer_provider(provider)
-    _configure_logging()
 
 
 def _otlp(signal: str) -> bool:
@@ -133,36 +129,3 @@ def context_from(traceparent: str | None) -> Context | None:
     if not traceparent:
         return None
     return _propagator.extract({"traceparent": traceparent})
-
-
-class _TraceIds(logging.Filter):
-    """Every log line carries the trace id and the acting correlation id (DESIGN.md)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        ctx = trace.get_current_span().get_span_context()
-        record.trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else "-"
-        acting = saldo_context.current()
-        # The client may choose it (X-Correlation-Id): quoted as JSON, never pasted in raw.
-        record.correlation_id_json = json.dumps(acting.correlation_id if acting else "-")
-        return True
-
-
-def _configure_logging() -> None:
-    level = os.environ.get("SALDO_LOG_LEVEL", "INFO").upper()
-    handler = logging.StreamHandler()
-    handler.addFilter(_TraceIds())
-    handler.setFormatter(logging.Formatter(
-        '{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s",'
-        '"trace_id":"%(trace_id)s","correlation_id":%(correlation_id_json)s,'
-        '"message":%(message_json)s}'
-    ))
-    handler.addFilter(_json_message)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
-
-
-def _json_message(record: Any) -> bool:
-    record.message_json = json.dumps(record.getMessage())
-    return True

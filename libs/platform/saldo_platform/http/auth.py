@@ -240,7 +240,7 @@ async def _problem(send: Send, scope: Scope, status: int, detail: str,
     await send_problem(send, status, detail, instance=scope["path"], headers=headers)
 
 
-def requires(*roles: str):  # type: ignore[no-untyped-def]
+def requires(*roles: str) -> Callable[[Request], Awaitable[Context]]:
     """A dependency: the caller holds one of `roles`; its Context becomes the acting one."""
 
     async def dependency(request: Request) -> Context:
