@@ -17,6 +17,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.integration import to_integration
+from saldo_kernel.money import Money
 from saldo_platform.bus import KafkaConsumer, LocalBus
 from saldo_platform.context import Context, acting
 from saldo_platform.relay import Relay
@@ -44,7 +45,8 @@ async def test_relay_backlog_counts_down_to_zero(tmp_path: Path) -> None:
     app = InvoicingApplication(f"sqlite:{tmp_path / 'invoicing.sqlite'}")
     with acting(Context("bu", "test", "metrics")):
         for _ in range(5):
-            app.issue_invoice("bu", "cust", "DKK", [{"description": "x", "amount": 100}], date(2026, 12, 1))
+            app.issue_invoice(business_unit="bu", customer_id="cust", due_date=date(2026, 12, 1),
+                              lines=[{"description": "x", "amount": Money(100, "DKK")}])
     stored = app.recorder.max_notification_id()
     db = SQLiteDatabase(f"sqlite:{tmp_path / 'invoicing.sqlite'}")
     await db.connect()

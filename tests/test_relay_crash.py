@@ -29,6 +29,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.domain import Invoice, InvoiceNumbers
+from saldo_kernel.money import Money
 from saldo_platform.bus import ensure_topics, kafka_admin, partitions_of
 from saldo_platform.context import Context, acting
 from saldo_platform.settings import Settings
@@ -43,13 +44,14 @@ def write_invoices(database_url: str, count: int = INVOICES, first_number: int =
     """Invoices saved straight through the application, a hundred per transaction."""
     app = InvoicingApplication(database_url)
     with acting(Context(business_unit="bu_a", actor="test", correlation_id="relay-crash")):
-        numbers = app.get_or_none(InvoiceNumbers.create_id("bu_a")) or InvoiceNumbers("bu_a")
+        numbers = (app.get_or_none(InvoiceNumbers.create_id("bu_a"))
+                   or InvoiceNumbers(business_unit="bu_a"))
         for start in range(0, count, 100):
             invoices = []
             for _ in range(min(100, count - start)):
-                numbers.take()
-                invoices.append(Invoice("bu_a", numbers.last, "cust", "DKK",
-                                        [{"description": "issue", "amount": 4500}], date(2026, 12, 1)))
+                invoices.append(Invoice.issue(
+                    numbers=numbers, customer_id="cust", due_date=date(2026, 12, 1),
+                    lines=[{"description": "issue", "amount": Money(4500, "DKK")}]))
             app.save(numbers, *invoices)
     app.close()
 

@@ -1,21 +1,25 @@
-"""Invoicing HTTP routes (plain `def` commands: the event store is synchronous)."""
+"""Invoicing HTTP routes (commands run in a worker thread: the event store is synchronous)."""
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
 from saldo_events.envelope import CurrencyCode
+from saldo_invoicing import queries
 from saldo_invoicing.application import InvoicingApplication
-from saldo_invoicing.projections import INVOICES_WITH_PAID, status
+from saldo_invoicing.domain import InvoiceLine
+from saldo_invoicing.queries import InvoiceOut
+from saldo_kernel.errors import NotFound
+from saldo_kernel.money import Money
 from saldo_platform.businessdates import today
 from saldo_platform.context import Context
-from saldo_platform.errors import NotFound
-from saldo_platform.http.app import etag, if_match_version, state
+from saldo_platform.http.app import IfMatch, etag, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.bodies import MinorUnits
 from saldo_platform.http.bodies import RequestBody as Body
@@ -24,6 +28,7 @@ from saldo_platform.http.pages import Page, Paging, page_query
 router = APIRouter(tags=["invoices"])
 Operator = Annotated[Context, Depends(requires(*OPERATOR))]
 Reader = Annotated[Context, Depends(requires(*READER))]
+Pages = Annotated[Paging, Depends(page_query)]
 
 
 class LineIn(Body):
@@ -47,59 +52,50 @@ def app(request: Request) -> InvoicingApplication:
     return state(request, "application")  # type: ignore[no-any-return]
 
 
-@router.post("/invoices", status_code=201)
-def issue_invoice(body: IssueInvoice, who: Operator, request: Request, response: Response) -> dict[str, Any]:
+@router.post("/invoices", status_code=201, response_model=InvoiceOut)
+def issue_invoice(body: IssueInvoice, who: Operator, request: Request, response: Response) -> InvoiceOut:
+    """Issue an invoice with the business unit's next number (rule I1)."""
     invoice = app(request).issue_invoice(
-        who.business_unit, body.customer_id, body.currency,
-        [line.model_dump() for line in body.lines], body.due_date,
+        business_unit=who.business_unit, customer_id=body.customer_id, due_date=body.due_date,
+        lines=[InvoiceLine(description=line.description, amount=Money(line.amount, body.currency))
+               for line in body.lines],
     )
     response.headers["ETag"] = etag(invoice.version)
     response.headers["Location"] = request.url_for("get_invoice", invoice_id=str(invoice.id)).path
-    return {"id": str(invoice.id), "number": invoice.number, "customer_id": invoice.customer_id,
-            "total": {"amount": invoice.total, "currency": invoice.currency},
-            "due_date": invoice.due_date.isoformat(), "version": invoice.version}
+    # Payments cannot have paid an invoice that did not exist until now.
+    return InvoiceOut.of(invoice, paid=Money.zero(invoice.currency), today=today())
 
 
-@router.post("/invoices/{invoice_id}/credit-notes", status_code=201)
-def issue_credit_note(invoice_id: UUID, body: IssueCreditNote, who: Operator, request: Request,
-                      response: Response) -> dict[str, Any]:
-    invoice, credit_note_id = app(request).issue_credit_note(
-        who.business_unit, invoice_id, body.amount, body.reason, if_match_version(request),
+@router.post("/invoices/{invoice_id}/credit-notes", status_code=201, response_model=InvoiceOut)
+async def issue_credit_note(invoice_id: UUID, body: IssueCreditNote, who: Operator, request: Request,
+                            response: Response, expected_version: IfMatch) -> InvoiceOut:
+    """Credit part or all of an invoice (rule I3); answers the invoice as it now stands.
+
+    What is paid comes from the read model as payments reported it; payments then releases the
+    credited amount (AmountReleased), so a later GET may show less paid.
+    """
+    invoice = await run_in_threadpool(
+        app(request).issue_credit_note, business_unit=who.business_unit, invoice_id=invoice_id,
+        minor_units=body.amount, reason=body.reason, expected_version=expected_version,
     )
+    paid = await queries.paid(state(request, "db"), invoice.id, invoice.currency)
     response.headers["ETag"] = etag(invoice.version)
-    return {"id": str(credit_note_id), "invoice_id": str(invoice.id),
-            "amount": {"amount": body.amount, "currency": invoice.currency},
-            "invoice_credited": invoice.credited}
+    return InvoiceOut.of(invoice, paid=paid, today=today())
 
 
-def _invoice(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["invoice_id"], "number": row["number"], "customer_id": row["customer_id"],
-            "total": {"amount": row["total"], "currency": row["currency"]},
-            "credited": row["credited"], "paid": row["paid"], "status": status(row),
-            "overdue": status(row) in ("open", "partially_paid")
-            and row["due_date"] < today().isoformat(),
-            "due_date": row["due_date"], "version": row["version"]}
-
-
-@router.get("/invoices/{invoice_id}")
-async def get_invoice(invoice_id: UUID, who: Reader, request: Request, response: Response) -> dict[str, Any]:
-    row = await state(request, "db").fetchrow(
-        INVOICES_WITH_PAID + " WHERE i.invoice_id = $1 AND i.business_unit = $2",
-        str(invoice_id), who.business_unit,
-    )
-    if row is None:
+@router.get("/invoices/{invoice_id}", response_model=InvoiceOut)
+async def get_invoice(invoice_id: UUID, who: Reader, request: Request, response: Response) -> InvoiceOut:
+    found = await queries.invoice(state(request, "db"), who.business_unit, invoice_id, today=today())
+    if found is None:
         raise NotFound(f"invoice {invoice_id} not found")
-    response.headers["ETag"] = etag(row["version"])
-    return _invoice(row)
+    response.headers["ETag"] = etag(found.version)
+    return found
 
 
-@router.get("/invoices")
-async def list_invoices(who: Reader, request: Request, paging: Annotated[Paging, Depends(page_query)],
-                        customer_id: Annotated[str | None, Query(max_length=100)] = None) -> Page:
-    rows = await state(request, "db").fetch(
-        INVOICES_WITH_PAID + " WHERE i.business_unit = $1 AND i.number > $2"
-        " AND ($3 = '' OR customer_id = $3) ORDER BY number LIMIT $4",
-        who.business_unit, int(paging.after) if paging.after and paging.after.isdigit() else 0,
-        customer_id or "", paging.limit + 1,
-    )
-    return Page.of([_invoice(r) for r in rows], paging.limit, cursor=lambda r: str(r["number"]))
+@router.get("/invoices", response_model=Page[InvoiceOut])
+async def list_invoices(who: Reader, request: Request, paging: Pages,
+                        customer_id: Annotated[str | None, Query(max_length=100)] = None,
+                        ) -> Page[InvoiceOut]:
+    """The business unit's invoices in the order they were issued (of one customer, if given)."""
+    return await queries.invoices(state(request, "db"), who.business_unit, paging,
+                                  customer_id=customer_id, today=today())

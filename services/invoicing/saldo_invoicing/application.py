@@ -9,8 +9,9 @@ from uuid import UUID, uuid4
 
 from eventsourcing.persistence import IntegrityError
 
-from saldo_invoicing.domain import Invoice, InvoiceNumbers
-from saldo_platform.errors import DomainRuleViolated, PreconditionFailed
+from saldo_invoicing.domain import Invoice, InvoiceLine, InvoiceNumbers
+from saldo_kernel.errors import PreconditionFailed
+from saldo_kernel.money import Money
 from saldo_platform.eventstore import EventStoreApplication
 from saldo_platform.unitofwork import one_at_a_time
 
@@ -28,40 +29,33 @@ class InvoicingApplication(EventStoreApplication):
         # version (optimistic, and the command runs again on the newer sequence).
         self._numbering = threading.Lock()
 
-    def issue_invoice(self, business_unit: str, customer_id: str, currency: str,
-                      lines: list[dict[str, Any]], due_date: date) -> Invoice:
-        if not lines:
-            raise DomainRuleViolated("an invoice needs at least one line")
-        if sum(line["amount"] for line in lines) <= 0:
-            raise DomainRuleViolated("an invoice's total must be positive")
+    def issue_invoice(self, *, business_unit: str, customer_id: str, lines: list[InvoiceLine],
+                      due_date: date) -> Invoice:
         with one_at_a_time(self._numbering):
-            return self._issue_numbered(business_unit, customer_id, currency, lines, due_date)
-
-    def _issue_numbered(self, business_unit: str, customer_id: str, currency: str,
-                        lines: list[dict[str, Any]], due_date: date) -> Invoice:
-        for attempt in range(10):
-            numbers = self.get_or_none(InvoiceNumbers.create_id(business_unit))
-            if numbers is None:
-                numbers = InvoiceNumbers(business_unit)
-            numbers.take()
-            invoice = Invoice(business_unit, numbers.last, customer_id, currency, lines, due_date)
-            try:
-                self.save(numbers, invoice)
-                return invoice
-            except IntegrityError:
-                # Another invoice took this number at the same moment: take the next one.
-                if attempt == 9:
-                    raise
+            for attempt in range(10):
+                numbers = self.get_or_none(InvoiceNumbers.create_id(business_unit))
+                if numbers is None:
+                    numbers = InvoiceNumbers(business_unit=business_unit)
+                invoice = Invoice.issue(numbers=numbers, customer_id=customer_id, lines=lines,
+                                        due_date=due_date)
+                try:
+                    self.save(numbers, invoice)
+                    return invoice
+                except IntegrityError:
+                    # Another invoice took this number at the same moment: take the next one.
+                    if attempt == 9:
+                        raise
         raise AssertionError("unreachable")
 
-    def issue_credit_note(self, business_unit: str, invoice_id: UUID, amount: int, reason: str,
-                          expected_version: int | None = None) -> tuple[Invoice, UUID]:
+    def issue_credit_note(self, *, business_unit: str, invoice_id: UUID, minor_units: int,
+                          reason: str, expected_version: int | None = None) -> Invoice:
+        """A credit note of `minor_units` in the invoice's own currency (the body names none)."""
         invoice: Invoice = self.get_owned(invoice_id, business_unit, Invoice)
         if expected_version is not None and invoice.version != expected_version:
             raise PreconditionFailed(
                 f"invoice {invoice.number} is at version {invoice.version}, not {expected_version}"
             )
-        credit_note_id = uuid4()
-        invoice.issue_credit_note(credit_note_id, amount, reason)
+        invoice.issue_credit_note(credit_note_id=uuid4(), amount=Money(minor_units, invoice.currency),
+                                  reason=reason)
         self.save(invoice)
-        return invoice, credit_note_id
+        return invoice

@@ -2,13 +2,14 @@
 
 Invoices come from this service's topic and money from the payments topic, with no order
 between the two: a payment may be read before its invoice. So what is paid is kept apart,
-added up per invoice, and joined when read.
+added up per invoice, and joined when read (queries.py, which also derives the status).
 """
 
 from __future__ import annotations
 
 from saldo_events import invoicing, payments
 from saldo_events.envelope import IntegrationEvent
+from saldo_platform.http.pages import sortable_time
 from saldo_platform.projection import Projection
 from saldo_platform.sql import Executor
 
@@ -33,7 +34,7 @@ class InvoicesProjection(Projection):
                 " VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9) ON CONFLICT DO NOTHING"),
                 str(event.invoice_id), event.business_unit, event.number, event.customer_id,
                 event.total.currency, event.total.amount, event.due_date.isoformat(),
-                event.occurred_at.isoformat(), event.aggregate_version,
+                sortable_time(event.occurred_at), event.aggregate_version,
             )
         elif isinstance(event, invoicing.CreditNoteIssued):
             await tx.execute(self.sql(
@@ -54,21 +55,3 @@ class InvoicesProjection(Projection):
             " ON CONFLICT (invoice_id) DO UPDATE SET paid = {invoice_payments}.paid + excluded.paid"),
             invoice_id, amount,
         )
-
-
-# The invoice overview: each invoice with what is paid on it.
-INVOICES_WITH_PAID = (
-    "SELECT i.*, coalesce(p.paid, 0) AS paid FROM invoices i"
-    " LEFT JOIN invoice_payments p ON p.invoice_id = i.invoice_id"
-)
-
-
-def status(row: dict[str, int]) -> str:
-    """open, partially_paid, paid or credited (rule I2); a credit note settles its part (I3)."""
-    if row["credited"] >= row["total"]:
-        return "credited"
-    if row["paid"] + row["credited"] >= row["total"]:
-        return "paid"
-    if row["paid"] > 0:
-        return "partially_paid"
-    return "open"

@@ -1,0 +1,89 @@
+"""The read side of invoicing: what a GET answers, from the read model (projections.py).
+
+A command answers with the same representation, built from the aggregate it just saved
+(`InvoiceOut.of`), so a client never sees two shapes of one invoice. Status and overdue are
+the domain's rules (`invoice_status`, `is_overdue`), applied here to what the read model holds.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from saldo_events.envelope import Amount, Money
+from saldo_invoicing.domain import Invoice, InvoiceStatus, invoice_status, is_overdue
+from saldo_kernel import money
+from saldo_platform.http.pages import Page, Paging, sortable_time
+from saldo_platform.sql import Database
+
+# The invoice overview: each invoice with what is paid on it.
+INVOICES_WITH_PAID = (
+    "SELECT i.*, coalesce(p.paid, 0) AS paid FROM invoices i"
+    " LEFT JOIN invoice_payments p ON p.invoice_id = i.invoice_id"
+)
+
+
+class InvoiceOut(BaseModel):
+    id: UUID
+    number: int
+    customer_id: str
+    total: Money
+    credited: Amount = Field(description="minor units of the total's currency, credited so far")
+    paid: Amount = Field(description="minor units of the total's currency, paid so far")
+    status: InvoiceStatus
+    overdue: bool = Field(description="not settled and past its due date (rules I2, I4)")
+    due_date: date
+    issued_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, invoice: Invoice, *, paid: money.Money, today: date) -> InvoiceOut:
+        """`paid` is what payments reported (the read model); nothing for a new invoice."""
+        status = invoice.status(paid=paid)
+        return cls(id=invoice.id, number=invoice.number, customer_id=invoice.customer_id,
+                   total=Money.of(invoice.total), credited=invoice.credited.minor_units,
+                   paid=paid.minor_units, status=status,
+                   overdue=is_overdue(status=status, due_date=invoice.due_date, today=today),
+                   due_date=invoice.due_date, issued_at=invoice.created_on,
+                   version=invoice.version)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], *, today: date) -> InvoiceOut:
+        currency = row["currency"]
+        due_date = date.fromisoformat(row["due_date"])
+        status = invoice_status(total=money.Money(row["total"], currency),
+                                credited=money.Money(row["credited"], currency),
+                                paid=money.Money(row["paid"], currency))
+        return cls(id=row["invoice_id"], number=row["number"], customer_id=row["customer_id"],
+                   total=Money(amount=row["total"], currency=currency), credited=row["credited"],
+                   paid=row["paid"], status=status,
+                   overdue=is_overdue(status=status, due_date=due_date, today=today),
+                   due_date=due_date, issued_at=row["issued_at"], version=row["version"])
+
+
+async def invoice(db: Database, business_unit: str, invoice_id: UUID, *, today: date) -> InvoiceOut | None:
+    row = await db.fetchrow(INVOICES_WITH_PAID + " WHERE i.invoice_id = $1 AND i.business_unit = $2",
+                            str(invoice_id), business_unit)
+    return InvoiceOut.from_row(row, today=today) if row else None
+
+
+async def invoices(db: Database, business_unit: str, paging: Paging, *, customer_id: str | None,
+                   today: date) -> Page[InvoiceOut]:
+    """The unit's invoices (of one customer, if given), in the order they were issued."""
+    rows = await db.fetch(
+        INVOICES_WITH_PAID + " WHERE i.business_unit = $1 AND ($2 = '' OR i.customer_id = $2)"
+        " AND (i.issued_at, i.invoice_id) > ($3, $4) ORDER BY i.issued_at, i.invoice_id LIMIT $5",
+        business_unit, customer_id or "", *paging.after, paging.limit + 1)
+    items = [InvoiceOut.from_row(r, today=today) for r in rows]
+    return Page[InvoiceOut].of(items, paging.limit, key=lambda i: (sortable_time(i.issued_at), str(i.id)))
+
+
+async def paid(db: Database, invoice_id: UUID, currency: str) -> money.Money:
+    """What payments have reported paid on the invoice so far (PaymentReceived/Allocated, less
+    AmountReleased)."""
+    amount = await db.fetchval("SELECT paid FROM invoice_payments WHERE invoice_id = $1",
+                               str(invoice_id))
+    return money.Money(amount or 0, currency)
