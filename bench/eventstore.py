@@ -22,12 +22,13 @@ from eventsourcing.domain import Aggregate, event
 from bench.progress import Ticker
 from bench.stats import Rate
 from saldo_invoicing.application import InvoicingApplication
-from saldo_invoicing.domain import Invoice, InvoiceNumbers
+from saldo_invoicing.domain import Invoice, InvoiceLine, InvoiceNumbers
+from saldo_kernel.money import Money
 from saldo_platform.context import Context, acting
 from saldo_platform.eventstore import persistence_env
 
 BUSINESS_UNIT = "bench"
-LINES = [{"description": "Magazine, 12 months", "amount": 49900}]
+LINES: list[InvoiceLine] = [{"description": "Magazine, 12 months", "amount": Money(49900, "DKK")}]
 DUE = date(2026, 12, 31)
 
 
@@ -38,7 +39,8 @@ def context() -> Context:
 
 
 def _invoice(number: int) -> Invoice:
-    return Invoice(BUSINESS_UNIT, number, f"cust-{number % 1000}", "DKK", LINES, DUE)
+    return Invoice(business_unit=BUSINESS_UNIT, number=number, customer_id=f"cust-{number % 1000}",
+                   lines=LINES, due_date=DUE)
 
 
 def fill(app: InvoicingApplication, events: int, batch: int = 100) -> Rate:
@@ -107,7 +109,7 @@ def aggregate_replay(app: InvoicingApplication, invoices_before: int,
     time of `issue_invoice` in a fresh unit and in one with `invoices_before` invoices.
     """
     unit = f"replay-{uuid4().hex[:6]}"
-    numbers = InvoiceNumbers(unit)
+    numbers = InvoiceNumbers(business_unit=unit)
     with acting(context()):
         # Saved through the application, a thousand at a time, so its snapshots are taken as
         # they are when invoices are issued one by one.
@@ -137,6 +139,6 @@ def _median_issue_ms(app: InvoicingApplication, unit: str, probes: int) -> float
     with acting(Context(business_unit=unit, actor="api-key:bench", correlation_id=str(uuid4()))):
         for _ in range(probes):
             started = time.perf_counter()
-            app.issue_invoice(unit, "cust-1", "DKK", LINES, DUE)
+            app.issue_invoice(business_unit=unit, customer_id="cust-1", lines=LINES, due_date=DUE)
             times.append(time.perf_counter() - started)
     return statistics.median(times) * 1000

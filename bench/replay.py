@@ -18,11 +18,10 @@ from bench.progress import Ticker, say
 from saldo_events.envelope import IntegrationEvent
 from saldo_invoicing.projections import InvoicesProjection
 from saldo_platform.bus import TP, KafkaConsumer, KafkaProducer, Message
-from saldo_platform.service import definitions
 from saldo_platform.consumer import ConsumerRunner
 from saldo_platform.http.auth import ApiKeys
 from saldo_platform.rebuild import rebuild
-from saldo_platform.service import ServiceRuntime
+from saldo_platform.service import ServiceRuntime, definitions
 from saldo_platform.settings import Settings
 from saldo_platform.sql import PostgresDatabase, open_database
 

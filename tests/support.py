@@ -257,7 +257,7 @@ def _store_name(service: str) -> str:
     """The `eventsourcing` table prefix of a service's Application (`<name>_events`, `_tracking`)."""
     from saldo_platform.service import definitions
 
-    return str(definitions()[service].application.name).lower()  # type: ignore[attr-defined]
+    return str(definitions()[service].application.name).lower()
 
 
 class _Snapshot:

@@ -26,21 +26,23 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
+from eventsourcing.application import ProcessingEvent
 from eventsourcing.domain import event
 
 from saldo_events import invoicing
 from saldo_events.codec import encode, header
 from saldo_events.envelope import IntegrationEvent
 from saldo_invoicing.projections import InvoicesProjection
+from saldo_kernel.aggregate import SaldoAggregate
 from saldo_platform.bus import (
     Consumer,
     KafkaConsumer,
@@ -51,7 +53,7 @@ from saldo_platform.bus import (
     partitions_of,
 )
 from saldo_platform.consumer import ConsumerRunner, Handler
-from saldo_platform.eventstore import EventStoreApplication, SaldoAggregate
+from saldo_platform.eventstore import EventStoreApplication
 from saldo_platform.policy import Policy
 from saldo_platform.settings import SERVICES, Settings, database_name_url
 from saldo_platform.sql import PostgresDatabase, ensure_postgres_database
@@ -193,8 +195,11 @@ async def test_layer_2_a_copy_of_an_event_at_a_new_offset_changes_nothing(stage:
 class Tally(SaldoAggregate):
     """What the test policy makes of a delivery: a new aggregate with an id of its own each time."""
 
-    @event("Counted")
-    def __init__(self, business_unit: str, source_event_id: str) -> None:
+    class Counted(SaldoAggregate.Created):
+        source_event_id: str
+
+    @event(Counted)
+    def __init__(self, *, business_unit: str, source_event_id: str) -> None:
         self.business_unit = business_unit
         self.source_event_id = source_event_id
 
@@ -210,8 +215,9 @@ class CountEveryDelivery(Policy):
     name = "test.count-every-delivery"
     application: TallyApplication
 
-    def react(self, event: IntegrationEvent) -> Sequence[Any]:
-        return [Tally(event.business_unit, str(event.event_id))]
+    def react(self, event: IntegrationEvent, processing_event: ProcessingEvent[UUID]) -> None:
+        processing_event.collect_events(
+            Tally(business_unit=event.business_unit, source_event_id=str(event.event_id)))
 
 
 @dataclass
