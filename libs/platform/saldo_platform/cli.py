@@ -234,8 +234,11 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings.from_env(env)
     except ValueError as e:
         parser.error(str(e))
-    service = getattr(args, "service", None)
-    configure_logging(f"saldo-{service}" if service else "saldo", settings.log_level)
+    if argv is None:
+        # A process of its own (the console script, `python -m`). A caller that passes argv runs
+        # a command inside its own process (tests do), whose logging stays its own business.
+        service = getattr(args, "service", None)
+        configure_logging(f"saldo-{service}" if service else "saldo", settings.log_level)
 
     if args.command == "embedded":
         _serve(host_app(settings, list(SERVICES), announce=True), args.host, args.port)
