@@ -90,8 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     # Like a service process, but quiet: spans are recorded (SDK tracer), logs only warnings.
     os.environ.setdefault("SALDO_LOG_LEVEL", "WARNING")
-    from saldo_platform import telemetry
+    from saldo_platform import logs, telemetry
 
+    logs.configure_logging("saldo-bench", os.environ["SALDO_LOG_LEVEL"])
     telemetry.setup("saldo-bench")
     results = asyncio.run(run(args, argv))
     stem = infra.RESULTS / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{results['run']['tag']}"
