@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -10,9 +10,12 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from saldo_events.envelope import CurrencyCode
 from saldo_events.payments import PaymentMethod
+from saldo_kernel.errors import NotFound
+from saldo_kernel.money import Money
+from saldo_payments import queries
 from saldo_payments.application import PaymentsApplication
+from saldo_payments.queries import PaymentOut
 from saldo_platform.context import Context
-from saldo_platform.errors import NotFound
 from saldo_platform.http.app import etag, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.bodies import MinorUnits
@@ -22,6 +25,7 @@ from saldo_platform.http.pages import Page, Paging, page_query
 router = APIRouter(tags=["payments"])
 Operator = Annotated[Context, Depends(requires(*OPERATOR))]
 Reader = Annotated[Context, Depends(requires(*READER))]
+Pages = Annotated[Paging, Depends(page_query)]
 
 
 class AllocationIn(Body):
@@ -47,65 +51,50 @@ class ReceivePayment(Body):
         return self
 
 
-@router.post("/payments", status_code=201)
+@router.post("/payments", status_code=201, response_model=PaymentOut)
 def receive_payment(body: ReceivePayment, who: Operator, request: Request,
-                    response: Response) -> dict[str, Any]:
+                    response: Response) -> PaymentOut:
     """A payment received, with the open invoices it pays at once (rules P1, P2, M6)."""
     application: PaymentsApplication = state(request, "application")
     payment = application.receive_payment(
-        who.business_unit, body.customer_id, body.method, body.amount, body.currency,
-        body.received_at, body.provider_reference,
-        [(a.invoice_id, a.amount) for a in body.allocations],
+        business_unit=who.business_unit, customer_id=body.customer_id, method=body.method,
+        amount=Money(body.amount, body.currency), received_at=body.received_at,
+        provider_reference=body.provider_reference,
+        allocations={a.invoice_id: Money(a.amount, body.currency) for a in body.allocations},
     )
     response.headers["ETag"] = etag(payment.version)
-    location = request.url_for("get_payment", payment_id=str(payment.id))
-    response.headers["Location"] = location.path
-    return {"id": str(payment.id), "amount": {"amount": payment.amount, "currency": payment.currency},
-            "unallocated": payment.unallocated, "version": payment.version}
+    response.headers["Location"] = request.url_for("get_payment", payment_id=str(payment.id)).path
+    return PaymentOut.of(payment)
 
 
 class Allocate(Body):
     invoice_id: UUID
-    amount: MinorUnits
+    amount: MinorUnits = Field(description="integer minor units of the payment's currency")
 
 
-@router.post("/payments/{payment_id}/allocations")
+@router.post("/payments/{payment_id}/allocations", response_model=PaymentOut)
 def allocate_payment(payment_id: UUID, body: Allocate, who: Operator,
-                     request: Request, response: Response) -> dict[str, Any]:
+                     request: Request, response: Response) -> PaymentOut:
     """Place unallocated money of a payment on an open invoice (rules P2, M6)."""
     application: PaymentsApplication = state(request, "application")
-    payment = application.allocate_payment(who.business_unit, payment_id, body.invoice_id, body.amount)
+    payment = application.allocate_payment(business_unit=who.business_unit, payment_id=payment_id,
+                                           invoice_id=body.invoice_id, minor_units=body.amount)
     response.headers["ETag"] = etag(payment.version)
-    return {"id": str(payment.id), "unallocated": payment.unallocated, "version": payment.version}
+    return PaymentOut.of(payment)
 
 
-def _payment(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": row["payment_id"], "customer_id": row["customer_id"], "method": row["method"],
-            "amount": {"amount": row["amount"], "currency": row["currency"]},
-            "allocated": row["allocated"], "unallocated": row["amount"] - row["allocated"],
-            "received_at": row["received_at"], "provider_reference": row["provider_reference"],
-            "version": row["version"]}
-
-
-@router.get("/payments/{payment_id}")
-async def get_payment(payment_id: UUID, who: Reader, request: Request, response: Response) -> dict[str, Any]:
-    row = await state(request, "db").fetchrow(
-        "SELECT * FROM payments WHERE payment_id = $1 AND business_unit = $2",
-        str(payment_id), who.business_unit,
-    )
-    if row is None:
+@router.get("/payments/{payment_id}", response_model=PaymentOut)
+async def get_payment(payment_id: UUID, who: Reader, request: Request, response: Response) -> PaymentOut:
+    found = await queries.payment(state(request, "db"), who.business_unit, payment_id)
+    if found is None:
         raise NotFound(f"payment {payment_id} not found")
-    response.headers["ETag"] = etag(row["version"])
-    return _payment(row)
+    response.headers["ETag"] = etag(found.version)
+    return found
 
 
-@router.get("/payments")
-async def list_payments(who: Reader, request: Request,
-                        paging: Annotated[Paging, Depends(page_query)],
-                        customer_id: str | None = None) -> Page:
-    rows = await state(request, "db").fetch(
-        "SELECT * FROM payments WHERE business_unit = $1 AND ($2 = '' OR customer_id = $2)"
-        " AND payment_id > $3 ORDER BY payment_id LIMIT $4",
-        who.business_unit, customer_id or "", paging.after or "", paging.limit + 1,
-    )
-    return Page.of([_payment(r) for r in rows], paging.limit, cursor=lambda r: r["id"])
+@router.get("/payments", summary="Payments, in the order they were received",
+            response_model=Page[PaymentOut])
+async def list_payments(who: Reader, request: Request, paging: Pages,
+                        customer_id: str | None = None) -> Page[PaymentOut]:
+    return await queries.payments(state(request, "db"), who.business_unit, paging,
+                                  customer_id=customer_id)

@@ -1,40 +1,56 @@
-"""Payments commands."""
+"""Payments commands, and the reactions to invoices and refunds (one method per command)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
-from saldo_payments.domain import InvoiceAccount, Payment, check_allocations, check_received_at
-from saldo_platform.errors import NotFound
+from eventsourcing.application import ProcessingEvent
+
+from saldo_kernel.errors import NotFound
+from saldo_kernel.money import Money
+from saldo_payments.domain import (
+    InvoiceAccount,
+    Payment,
+    PaymentMethod,
+    check_allocations,
+    check_received_at,
+    credit_invoice,
+    keep_for_refund,
+)
 from saldo_platform.eventstore import EventStoreApplication
 
 
 class PaymentsApplication(EventStoreApplication):
     name = "payments"
 
-    def receive_payment(self, business_unit: str, customer_id: str, method: str, amount: int,
-                        currency: str, received_at: datetime, provider_reference: str | None,
-                        allocations: list[tuple[UUID, int]]) -> Payment:
-        check_received_at(received_at, datetime.now(UTC))
-        allocated = {str(invoice_id): amount for invoice_id, amount in allocations}
+    def receive_payment(self, *, business_unit: str, customer_id: str, method: PaymentMethod,
+                        amount: Money, received_at: datetime, provider_reference: str | None,
+                        allocations: dict[UUID, Money]) -> Payment:
+        """A payment received, with the open invoices it pays at once (rules P1, P2, M6)."""
+        check_received_at(received_at, now=datetime.now(UTC))
+        allocated = {str(invoice_id): part for invoice_id, part in allocations.items()}
         check_allocations(amount, allocated)
-        invoices = [self._invoice(business_unit, invoice_id) for invoice_id, _ in allocations]
-        payment = Payment(business_unit, customer_id, method, amount, currency, received_at,
-                          provider_reference, allocated)
-        for invoice, (_, part) in zip(invoices, allocations, strict=True):
-            invoice.allocate(payment.id, customer_id, currency, part)
+        invoices = [self._invoice(business_unit, invoice_id) for invoice_id in allocations]
+        payment = Payment(business_unit=business_unit, customer_id=customer_id, method=method,
+                          amount=amount, received_at=received_at,
+                          provider_reference=provider_reference, allocations=allocated)
+        for invoice, part in zip(invoices, allocations.values(), strict=True):
+            invoice.allocate(payment_id=payment.id, customer_id=customer_id, amount=part)
         # One transaction: the payment and each invoice's reservation (rule M6).
         self.save(payment, *invoices)
         return payment
 
-    def allocate_payment(self, business_unit: str, payment_id: UUID, invoice_id: UUID,
-                         amount: int) -> Payment:
-        """Place unallocated money of a payment on an open invoice (rules P2, M6)."""
+    def allocate_payment(self, *, business_unit: str, payment_id: UUID, invoice_id: UUID,
+                         minor_units: int) -> Payment:
+        """Place unallocated money of a payment on an open invoice (rules P2, M6).
+
+        The amount is in the payment's currency: the operator names no other.
+        """
         payment: Payment = self.get_owned(payment_id, business_unit, Payment)
+        amount = Money(minor_units, payment.currency)
         invoice = self._invoice(business_unit, invoice_id)
-        invoice.allocate(payment.id, payment.customer_id, payment.currency, amount)
+        invoice.allocate(payment_id=payment.id, customer_id=payment.customer_id, amount=amount)
         payment.allocate(invoice_id, amount)
         self.save(payment, invoice)
         return payment
@@ -46,45 +62,33 @@ class PaymentsApplication(EventStoreApplication):
                            "a moment to appear)")
         return account
 
-    # --- reactions to other services' events (policies); the caller saves what they return ---
+    # --- reactions to other services' events (policies.py) ---
 
-    def invoice_issued(self, business_unit: str, invoice_id: UUID, number: int, customer_id: str,
-                       currency: str, total: int) -> list[Any]:
+    def invoice_issued(self, processing_event: ProcessingEvent[UUID], *, business_unit: str,
+                       invoice_id: UUID, number: int, customer_id: str, total: Money) -> None:
         if self.get_or_none(InvoiceAccount.create_id(invoice_id)) is not None:
-            return []  # announced twice
-        return [InvoiceAccount(business_unit, invoice_id, number, customer_id, currency, total)]
+            return  # announced twice
+        processing_event.collect_events(InvoiceAccount(
+            business_unit=business_unit, invoice_id=invoice_id, number=number,
+            customer_id=customer_id, total=total))
 
-    def release_for_credit_note(self, invoice_id: UUID, credit_note_id: UUID, amount: int) -> list[Any]:
+    def release_for_credit_note(self, processing_event: ProcessingEvent[UUID], *, invoice_id: UUID,
+                                credit_note_id: UUID, amount: Money) -> None:
         """A credit note lowers the invoice's debt and releases as much of what paid it (I3)."""
         account: InvoiceAccount | None = self.get_or_none(InvoiceAccount.create_id(invoice_id))
-        if account is None or not account.note_credit(credit_note_id, amount):
-            return []
-        changed: list[Any] = [account]
-        for payment_id in list(account.paid_by):
-            if amount <= 0:
-                break
-            payment: Payment = self.repository.get(UUID(payment_id))
-            released = payment.release(invoice_id, credit_note_id, amount)
-            if released:
-                account.release(payment.id, released)
-                amount -= released
-                changed.append(payment)
-        return changed
+        if account is None:
+            return  # an invoice issued before payments kept accounts of invoices
+        payments: list[Payment] = [self.repository.get(UUID(p)) for p in account.paid_by]
+        credit_invoice(account, payments, credit_note_id=credit_note_id, amount=amount)
+        processing_event.collect_events(account, *payments)
 
-    def refund_requested(self, payment_id: UUID, refund_id: UUID, amount: int) -> list[Any]:
-        """Money promised to a refund is not allocated again; if a later allocation already
-        took it, that allocation gives it back (rule M6)."""
+    def refund_requested(self, processing_event: ProcessingEvent[UUID], *, payment_id: UUID,
+                         refund_id: UUID, amount: Money) -> None:
+        """Money promised to a refund is not allocated again (rule M6)."""
         payment: Payment | None = self.get_or_none(payment_id)
         if payment is None:
             raise NotFound(f"payment {payment_id} of a refund is not known to payments")
-        if str(refund_id) in payment.refunds:
-            return []  # announced twice
-        released = payment.note_refund(refund_id, amount)
-        changed: list[Any] = [payment]
-        for invoice_id, part in released.items():
-            account: InvoiceAccount | None = self.get_or_none(
-                InvoiceAccount.create_id(UUID(invoice_id)))
-            if account is not None and account.paid_by.get(str(payment_id), 0) >= part:
-                account.release(payment_id, part)
-                changed.append(account)
-        return changed
+        invoices = [account for invoice_id in payment.allocations
+                    if (account := self.get_or_none(InvoiceAccount.create_id(UUID(invoice_id))))]
+        keep_for_refund(payment, invoices, refund_id=refund_id, amount=amount)
+        processing_event.collect_events(payment, *invoices)

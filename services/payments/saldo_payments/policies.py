@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import ProcessingEvent
 
 from saldo_events import invoicing, refunds
 from saldo_events.envelope import IntegrationEvent
@@ -22,15 +23,15 @@ class FollowInvoices(Policy):
     name = "payments.follow-invoices"
     application: PaymentsApplication
 
-    def react(self, event: IntegrationEvent) -> Sequence[Any]:
-        app = self.application
+    def react(self, event: IntegrationEvent, processing_event: ProcessingEvent[UUID]) -> None:
         if isinstance(event, invoicing.InvoiceIssued):
-            return app.invoice_issued(event.business_unit, event.invoice_id, event.number,
-                                      event.customer_id, event.total.currency, event.total.amount)
-        if isinstance(event, invoicing.CreditNoteIssued):
-            return app.release_for_credit_note(event.invoice_id, event.credit_note_id,
-                                               event.amount.amount)
-        return []
+            self.application.invoice_issued(
+                processing_event, business_unit=event.business_unit, invoice_id=event.invoice_id,
+                number=event.number, customer_id=event.customer_id, total=event.total.value)
+        elif isinstance(event, invoicing.CreditNoteIssued):
+            self.application.release_for_credit_note(
+                processing_event, invoice_id=event.invoice_id, credit_note_id=event.credit_note_id,
+                amount=event.amount.value)
 
 
 class FollowRefunds(Policy):
@@ -39,8 +40,8 @@ class FollowRefunds(Policy):
     name = "payments.follow-refunds"
     application: PaymentsApplication
 
-    def react(self, event: IntegrationEvent) -> Sequence[Any]:
+    def react(self, event: IntegrationEvent, processing_event: ProcessingEvent[UUID]) -> None:
         if isinstance(event, refunds.RefundRequested):
-            return self.application.refund_requested(event.payment_id, event.refund_id,
-                                                     event.amount.amount)
-        return []
+            self.application.refund_requested(
+                processing_event, payment_id=event.payment_id, refund_id=event.refund_id,
+                amount=event.amount.value)

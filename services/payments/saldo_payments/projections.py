@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from saldo_events import invoicing, payments
 from saldo_events.envelope import IntegrationEvent
+from saldo_platform.http.pages import sortable_time
 from saldo_platform.projection import Projection
 from saldo_platform.sql import Executor
 
 
 class PaymentsProjection(Projection):
-    """Payments with their unallocated amount: the operators' cue that money waits (rule P2)."""
+    """Payments with what is allocated of them: the operators' cue that money waits (rule P2).
+
+    It adds up the amounts the events carry and decides nothing: what may be allocated or
+    released is decided by the domain before the event exists.
+    """
 
     name = "payments.payments"
     schema = {
@@ -31,7 +36,7 @@ class PaymentsProjection(Projection):
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"),
                 str(event.payment_id), event.business_unit, event.customer_id, event.method,
                 event.amount.amount, event.amount.currency,
-                sum(a.amount for a in event.allocations), event.received_at.isoformat(),
+                sum(a.amount for a in event.allocations), sortable_time(event.received_at),
                 event.provider_reference, event.aggregate_version,
             )
         elif isinstance(event, payments.PaymentAllocated | payments.AmountReleased):
