@@ -19,8 +19,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from saldo_platform.bus import LocalBus, ensure_topics, kafka_admin, partitions_of
-from saldo_platform.service import definitions
 from saldo_platform.rebuild import _local_messages, kafka_messages
+from saldo_platform.service import definitions
 from saldo_platform.settings import SERVICES, Settings
 from tests.infrastructure import Servers
 from tests.scenarios import walking_skeleton
