@@ -15,11 +15,10 @@ from saldo_invoicing import queries
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.domain import InvoiceLine
 from saldo_invoicing.queries import InvoiceOut
-from saldo_kernel.errors import NotFound
 from saldo_kernel.money import Money
 from saldo_platform.businessdates import today
 from saldo_platform.context import Context
-from saldo_platform.http.app import IfMatch, etag, state
+from saldo_platform.http.app import IfMatch, etag, found_or_404, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.bodies import MinorUnits
 from saldo_platform.http.bodies import RequestBody as Body
@@ -86,10 +85,7 @@ async def issue_credit_note(invoice_id: UUID, body: IssueCreditNote, who: Operat
 @router.get("/invoices/{invoice_id}", response_model=InvoiceOut)
 async def get_invoice(invoice_id: UUID, who: Reader, request: Request, response: Response) -> InvoiceOut:
     found = await queries.invoice(state(request, "db"), who.business_unit, invoice_id, today=today())
-    if found is None:
-        raise NotFound(f"invoice {invoice_id} not found")
-    response.headers["ETag"] = etag(found.version)
-    return found
+    return found_or_404(found, response, f"invoice {invoice_id}")
 
 
 @router.get("/invoices", response_model=Page[InvoiceOut])

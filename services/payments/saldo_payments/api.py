@@ -10,13 +10,12 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from saldo_events.envelope import CurrencyCode
 from saldo_events.payments import PaymentMethod
-from saldo_kernel.errors import NotFound
 from saldo_kernel.money import Money
 from saldo_payments import queries
 from saldo_payments.application import PaymentsApplication
 from saldo_payments.queries import PaymentOut
 from saldo_platform.context import Context
-from saldo_platform.http.app import etag, state
+from saldo_platform.http.app import etag, found_or_404, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.bodies import MinorUnits
 from saldo_platform.http.bodies import RequestBody as Body
@@ -86,10 +85,7 @@ def allocate_payment(payment_id: UUID, body: Allocate, who: Operator,
 @router.get("/payments/{payment_id}", response_model=PaymentOut)
 async def get_payment(payment_id: UUID, who: Reader, request: Request, response: Response) -> PaymentOut:
     found = await queries.payment(state(request, "db"), who.business_unit, payment_id)
-    if found is None:
-        raise NotFound(f"payment {payment_id} not found")
-    response.headers["ETag"] = etag(found.version)
-    return found
+    return found_or_404(found, response, f"payment {payment_id}")
 
 
 @router.get("/payments", summary="Payments, in the order they were received",

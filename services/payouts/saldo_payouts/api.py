@@ -7,12 +7,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from saldo_kernel.errors import NotFound
 from saldo_payouts import queries
 from saldo_payouts.application import PayoutsApplication
 from saldo_payouts.queries import PayoutOut
 from saldo_platform.context import Context
-from saldo_platform.http.app import etag, state
+from saldo_platform.http.app import etag, found_or_404, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.pages import Page, Paging, page_query
 
@@ -36,10 +35,7 @@ async def pending(who: Reader, request: Request, paging: Pages) -> Page[PayoutOu
 @router.get("/payouts/{payout_id}", response_model=PayoutOut)
 async def get_payout(payout_id: UUID, who: Reader, request: Request, response: Response) -> PayoutOut:
     found = await queries.payout(state(request, "db"), who.business_unit, payout_id)
-    if found is None:
-        raise NotFound(f"payout {payout_id} not found")
-    response.headers["ETag"] = etag(found.version)
-    return found
+    return found_or_404(found, response, f"payout {payout_id}")
 
 
 @router.post("/payouts/{payout_id}/mark-paid-out", response_model=PayoutOut)

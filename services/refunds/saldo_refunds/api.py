@@ -10,9 +10,8 @@ from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from saldo_events.envelope import BankAccount
-from saldo_kernel.errors import NotFound
 from saldo_platform.context import Context
-from saldo_platform.http.app import etag, state
+from saldo_platform.http.app import etag, found_or_404, state
 from saldo_platform.http.auth import OPERATOR, READER, requires
 from saldo_platform.http.bodies import MinorUnits, RequestBody
 from saldo_platform.http.pages import Page, Paging, page_query
@@ -72,10 +71,7 @@ def refundable(payment_id: UUID, who: Reader, request: Request) -> RefundableOut
 @router.get("/refunds/{refund_id}", response_model=RefundOut)
 async def get_refund(refund_id: UUID, who: Reader, request: Request, response: Response) -> RefundOut:
     found = await queries.refund(state(request, "db"), who.business_unit, refund_id)
-    if found is None:
-        raise NotFound(f"refund {refund_id} not found")
-    response.headers["ETag"] = etag(found.version)
-    return found
+    return found_or_404(found, response, f"refund {refund_id}")
 
 
 @router.get("/refunds", response_model=Page[RefundOut])

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 from urllib.parse import unquote_to_bytes
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from saldo_kernel.errors import PreconditionFailed
+from saldo_kernel.errors import NotFound, PreconditionFailed
 from saldo_platform import telemetry
 from saldo_platform.http import openapi, problems
 from saldo_platform.http.auth import AuthenticationMiddleware
@@ -84,6 +84,21 @@ def state(request: Request, name: str) -> Any:
 
 def etag(version: int) -> str:
     return f'"{version}"'
+
+
+class Versioned(Protocol):
+    version: int
+
+
+Found = TypeVar("Found", bound=Versioned)
+
+
+def found_or_404(found: Found | None, response: Response, what: str) -> Found:
+    """A GET of one resource: its representation with its ETag, or a 404 naming `what`."""
+    if found is None:
+        raise NotFound(f"{what} not found")
+    response.headers["ETag"] = etag(found.version)
+    return found
 
 
 def if_match(
