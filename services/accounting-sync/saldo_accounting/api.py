@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from saldo_accounting import queries
 from saldo_accounting.queries import PostingOut, TrialBalanceOut
-from saldo_platform.context import Context
 from saldo_platform.http.app import state
-from saldo_platform.http.auth import READER, requires
-from saldo_platform.http.pages import Page, Paging, page_query
+from saldo_platform.http.auth import Reader
+from saldo_platform.http.pages import Page, Pages
 
 router = APIRouter(tags=["accounting"])
-Reader = Annotated[Context, Depends(requires(*READER))]
-Pages = Annotated[Paging, Depends(page_query)]
 
 
 @router.get("/postings", response_model=Page[PostingOut])

@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
@@ -17,17 +17,13 @@ from saldo_invoicing.domain import InvoiceLine
 from saldo_invoicing.queries import InvoiceOut
 from saldo_kernel.money import Money
 from saldo_platform.businessdates import today
-from saldo_platform.context import Context
 from saldo_platform.http.app import IfMatch, etag, found_or_404, state
-from saldo_platform.http.auth import OPERATOR, READER, requires
+from saldo_platform.http.auth import Operator, Reader
 from saldo_platform.http.bodies import MinorUnits
 from saldo_platform.http.bodies import RequestBody as Body
-from saldo_platform.http.pages import Page, Paging, page_query
+from saldo_platform.http.pages import Page, Pages
 
 router = APIRouter(tags=["invoices"])
-Operator = Annotated[Context, Depends(requires(*OPERATOR))]
-Reader = Annotated[Context, Depends(requires(*READER))]
-Pages = Annotated[Paging, Depends(page_query)]
 
 
 class LineIn(Body):

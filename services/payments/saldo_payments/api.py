@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import AwareDatetime, Field, model_validator
 
 from saldo_events.envelope import CurrencyCode
@@ -14,17 +13,13 @@ from saldo_kernel.money import Money
 from saldo_payments import queries
 from saldo_payments.application import PaymentsApplication
 from saldo_payments.queries import PaymentOut
-from saldo_platform.context import Context
 from saldo_platform.http.app import etag, found_or_404, state
-from saldo_platform.http.auth import OPERATOR, READER, requires
+from saldo_platform.http.auth import Operator, Reader
 from saldo_platform.http.bodies import MinorUnits
 from saldo_platform.http.bodies import RequestBody as Body
-from saldo_platform.http.pages import Page, Paging, page_query
+from saldo_platform.http.pages import Page, Pages
 
 router = APIRouter(tags=["payments"])
-Operator = Annotated[Context, Depends(requires(*OPERATOR))]
-Reader = Annotated[Context, Depends(requires(*READER))]
-Pages = Annotated[Paging, Depends(page_query)]
 
 
 class AllocationIn(Body):

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from saldo_payouts import queries
 from saldo_payouts.application import PayoutsApplication
 from saldo_payouts.queries import PayoutOut
-from saldo_platform.context import Context
 from saldo_platform.http.app import etag, found_or_404, state
-from saldo_platform.http.auth import OPERATOR, READER, requires
-from saldo_platform.http.pages import Page, Paging, page_query
+from saldo_platform.http.auth import Operator, Reader
+from saldo_platform.http.pages import Page, Pages
 
 router = APIRouter(tags=["payouts"])
-Operator = Annotated[Context, Depends(requires(*OPERATOR))]
-Reader = Annotated[Context, Depends(requires(*READER))]
-Pages = Annotated[Paging, Depends(page_query)]
 
 
 @router.get("/payouts/ready", summary="Refunds ready for bank payout", response_model=Page[PayoutOut])

@@ -5,25 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Any, get_args
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from saldo_events.envelope import BankAccount
-from saldo_platform.context import Context
 from saldo_platform.http.app import etag, found_or_404, state
-from saldo_platform.http.auth import OPERATOR, READER, requires
+from saldo_platform.http.auth import Operator, Reader
 from saldo_platform.http.bodies import MinorUnits, RequestBody
-from saldo_platform.http.pages import Page, Paging, page_query
+from saldo_platform.http.pages import Page, Pages
 from saldo_refunds import queries
 from saldo_refunds.application import RefundsApplication
 from saldo_refunds.domain import AvailableChannel, RefundChannel, is_available, not_available_yet
 from saldo_refunds.queries import RefundableOut, RefundOut
 
 router = APIRouter(tags=["refunds"])
-Operator = Annotated[Context, Depends(requires(*OPERATOR))]
-Reader = Annotated[Context, Depends(requires(*READER))]
-Pages = Annotated[Paging, Depends(page_query)]
 
 
 def _offered(value: Any) -> Any:

@@ -18,8 +18,9 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -265,3 +266,7 @@ def requires(*roles: str) -> Callable[[Request], Awaitable[Context]]:
 
 OPERATOR = ("operator", "finance")
 READER = ("operator", "finance", "auditor")
+
+# What a route declares to say who may call it; the value is the caller's acting Context.
+Operator = Annotated[Context, Depends(requires(*OPERATOR))]  # commands
+Reader = Annotated[Context, Depends(requires(*READER))]  # queries (auditors read too)

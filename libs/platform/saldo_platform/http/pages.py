@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import HTTPException, Query
+from fastapi import Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 Item = TypeVar("Item", bound=BaseModel)
@@ -57,6 +57,9 @@ def page_query(
                                        description="next_cursor of the previous page")] = None,
 ) -> Paging:
     return Paging(limit, decode_cursor(after) if after else BEGINNING)
+
+
+Pages = Annotated[Paging, Depends(page_query)]  # what a list route declares
 
 
 class Page(BaseModel, Generic[Item]):
