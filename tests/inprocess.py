@@ -22,6 +22,7 @@ from saldo_platform.context import Context, acting
 from saldo_platform.eventstore import EventStoreApplication
 from saldo_platform.policy import Policy
 from saldo_platform.projection import Projection
+from saldo_platform.relay import ToIntegration
 from saldo_platform.sql import Database, open_database
 
 App = TypeVar("App", bound=EventStoreApplication)
@@ -49,6 +50,30 @@ def announced(cls: type[Event], *, business_unit: str = "bu-1", aggregate_id: UU
 
 def message(topic: str = "saldo.test.v1", partition: int = 0, offset: int | None = None) -> Message:
     return Message(topic, partition, next(_offsets) if offset is None else offset, None, b"", [])
+
+
+def published(app: EventStoreApplication, to_integration: ToIntegration,
+              after: int = 0) -> list[tuple[int, IntegrationEvent]]:
+    """What the relay would publish of the events stored after notification `after`, with
+    each one's notification id."""
+    found = []
+    while notifications := app.notification_log.select(start=after + 1, limit=10):
+        for notification in notifications:
+            event = to_integration(app.mapper.to_domain_event(notification))
+            if event is not None:
+                found.append((notification.id, event))
+        after = notifications[-1].id
+    return found
+
+
+async def project_published(app: EventStoreApplication, to_integration: ToIntegration,
+                            projection: Projection, after: int = 0) -> int:
+    """Deliver to `projection` what the relay would publish of the events stored after
+    notification `after`, as the consumer would; returns the last notification id delivered."""
+    events = published(app, to_integration, after)
+    for _, event in events:
+        await deliver(projection, event)
+    return events[-1][0] if events else after
 
 
 async def deliver(handler: Policy | Projection, event: IntegrationEvent,

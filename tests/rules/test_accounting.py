@@ -26,7 +26,7 @@ from saldo_events.payouts import PayoutDrafted, PayoutMarkedPaid
 from saldo_kernel.errors import DomainRuleViolated
 from saldo_kernel.money import Money
 from saldo_platform.http.pages import BEGINNING, Paging, decode_cursor
-from tests.inprocess import announced, deliver, in_memory, read_models
+from tests.inprocess import announced, deliver, in_memory, project_published, read_models
 
 TOPICS = ["saldo.invoicing.v1", "saldo.payments.v1", "saldo.payouts.v1"]
 
@@ -142,13 +142,6 @@ async def test_M3_the_posting_carries_who_acted_and_is_published_in_minor_units(
         {"account": "revenue", "debit": 0, "credit": 700}]
 
 
-async def project_all(app: AccountingApplication, projection: LedgerProjection) -> None:
-    for stored in app.notification_log.select(start=1, limit=10):
-        published = to_integration(app.mapper.to_domain_event(stored))
-        assert published is not None
-        await deliver(projection, published)
-
-
 async def test_A1_postings_listed_in_the_order_recorded_and_a_zero_trial_balance(tmp_path: Path) -> None:
     async with read_models(tmp_path) as db:
         projection = LedgerProjection(db, ["saldo.accounting-sync.v1"])
@@ -159,8 +152,8 @@ async def test_A1_postings_listed_in_the_order_recorded_and_a_zero_trial_balance
         for event in events:
             await deliver(policy, event)
         await deliver(policy, invoice_issued(300, business_unit="bu-2"))
-        await project_all(app, projection)
-        await project_all(app, projection)  # published twice: the ledger holds each line once
+        await project_published(app, to_integration, projection)
+        await project_published(app, to_integration, projection)  # twice: each line once
 
         first = await queries.postings(db, "bu-1", Paging(4, BEGINNING))
         assert len(first.items) == 4 and first.next_cursor is not None

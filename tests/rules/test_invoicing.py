@@ -18,7 +18,6 @@ from eventsourcing.persistence import StoredEvent
 
 from saldo_events import invoicing as invoice_events
 from saldo_events import payments as payment_events
-from saldo_events.envelope import IntegrationEvent
 from saldo_events.envelope import Money as MoneyJSON
 from saldo_invoicing import queries
 from saldo_invoicing.api import router
@@ -34,7 +33,7 @@ from saldo_platform.http.auth import ApiKeys
 from saldo_platform.http.idempotency import IdempotencyStore
 from saldo_platform.http.pages import BEGINNING, Paging, decode_cursor
 from saldo_platform.sql import Database
-from tests.inprocess import announced, deliver, in_memory, operator, read_models
+from tests.inprocess import announced, deliver, in_memory, operator, project_published, published, read_models
 
 DUE = date(2026, 12, 1)
 
@@ -49,28 +48,6 @@ def issue(app: InvoicingApplication, *amounts: int, unit: str = "bu-1",
     with operator(unit):
         return app.issue_invoice(business_unit=unit, customer_id=customer, lines=lines(*amounts),
                                  due_date=DUE)
-
-
-def published(app: InvoicingApplication, after: int = 0) -> list[tuple[int, IntegrationEvent]]:
-    """What the relay publishes of the events stored after notification `after`."""
-    found = []
-    while notifications := app.notification_log.select(start=after + 1, limit=10):
-        for notification in notifications:
-            event = to_integration(app.mapper.to_domain_event(notification))
-            if event is not None:
-                found.append((notification.id, event))
-        after = notifications[-1].id
-    return found
-
-
-async def project_all(app: InvoicingApplication, projection: InvoicesProjection,
-                      after: int = 0) -> int:
-    """Deliver every event stored after notification `after` to the read model, as the consumer
-    would; returns the last notification id delivered."""
-    events = published(app, after)
-    for _, event in events:
-        await deliver(projection, event)
-    return events[-1][0] if events else after
 
 
 @pytest.fixture
@@ -145,7 +122,7 @@ async def test_I2_status_paid_and_overdue_follow_payments_and_today(
     with operator():
         app.issue_credit_note(business_unit="bu-1", invoice_id=credited.id, minor_units=4000,
                               reason="two issues missing")
-    await project_all(app, projection)
+    await project_published(app, to_integration, projection)
     payment_id = uuid4()
     received = announced(
         payment_events.PaymentReceived, payment_id=payment_id, customer_id="alice", method="card",
@@ -177,7 +154,7 @@ async def test_I1_the_list_is_in_issue_order_a_page_at_a_time(
     issued = [issue(app, 100, customer=c) for c in ("alice", "bob", "alice", "alice")]
     issue(app, 100, unit="bu-2")
     # Published out of number order: the list still follows the time each was issued.
-    invoices = [e for _, e in published(app) if isinstance(e, invoice_events.InvoiceIssued)]
+    invoices = [e for _, e in published(app, to_integration) if isinstance(e, invoice_events.InvoiceIssued)]
     start = datetime(2026, 11, 20, 10, tzinfo=UTC)
     for event in reversed(invoices):
         await deliver(projection, event.model_copy(
@@ -217,7 +194,7 @@ async def test_I1_I3_a_post_answers_exactly_what_a_get_answers_once_projected(
         assert created.status_code == 201, created.text
         assert created.headers["etag"] == '"1"'
         assert created.json()["total"] == {"amount": 49900, "currency": "DKK"}
-        seen = await project_all(app, projection)
+        seen = await project_published(app, to_integration, projection)
         got = await client.get(created.headers["location"])
         assert got.content == created.content and got.headers["etag"] == '"1"'
 
@@ -233,7 +210,7 @@ async def test_I1_I3_a_post_answers_exactly_what_a_get_answers_once_projected(
             "credited": 10000, "paid": 49900, "status": "paid", "version": 2}
         stale = await post(notes, {"amount": 100, "reason": "again"}, **{"If-Match": '"1"'})
         assert stale.status_code == 412, stale.text
-        await project_all(app, projection, seen)
+        await project_published(app, to_integration, projection, seen)
         got = await client.get(created.headers["location"])
         assert got.content == credit.content
 

@@ -25,7 +25,7 @@ from saldo_payments.policies import FollowInvoices, FollowRefunds
 from saldo_payments.projections import PaymentsProjection
 from saldo_payments.queries import PaymentOut
 from saldo_platform.http.pages import BEGINNING, Paging, decode_cursor
-from tests.inprocess import announced, deliver, in_memory, operator, read_models
+from tests.inprocess import announced, deliver, in_memory, operator, project_published, read_models
 
 RECEIVED = datetime(2026, 11, 20, 10, tzinfo=UTC)
 
@@ -201,13 +201,6 @@ async def test_M6_P3_a_refund_delivered_twice_takes_back_a_later_allocation_once
 
 # --- read model -----------------------------------------------------------------------------------
 
-async def project_all(app: PaymentsApplication, projection: PaymentsProjection) -> None:
-    for event in stored(app):
-        published = to_integration(event)
-        if published is not None:
-            await deliver(projection, published)
-
-
 async def test_P2_payments_are_listed_in_the_order_they_were_received(tmp_path: Path) -> None:
     app = in_memory(PaymentsApplication)
     # Made in another order than received; one received in Copenhagen time, before the others.
@@ -218,7 +211,7 @@ async def test_P2_payments_are_listed_in_the_order_they_were_received(tmp_path: 
     async with read_models(tmp_path) as db:
         projection = PaymentsProjection(db, ["saldo.payments.v1"])
         await projection.setup()
-        await project_all(app, projection)
+        await project_published(app, to_integration, projection)
 
         page = await queries.payments(db, "bu-1", Paging(2, BEGINNING), customer_id="alice")
         assert page.next_cursor is not None
@@ -241,7 +234,7 @@ async def test_P2_a_command_answers_exactly_what_a_get_answers_once_projected(tm
     async with read_models(tmp_path) as db:
         projection = PaymentsProjection(db, ["saldo.payments.v1", "saldo.invoicing.v1"])
         await projection.setup()
-        await project_all(app, projection)
+        await project_published(app, to_integration, projection)
 
         seen = await queries.payment(db, "bu-1", made.id)
         assert seen is not None and seen.model_dump_json() == answered

@@ -22,7 +22,7 @@ from saldo_payouts.integration import to_integration
 from saldo_payouts.policies import DraftPayoutForRefund
 from saldo_payouts.projections import PayoutsProjection
 from saldo_platform.http.pages import BEGINNING, Paging, decode_cursor
-from tests.inprocess import announced, deliver, in_memory, operator, read_models
+from tests.inprocess import announced, deliver, in_memory, operator, project_published, read_models
 
 ACCOUNT = BankAccount(registration_number="1234", account_number="0001234567")
 
@@ -83,10 +83,7 @@ async def test_B2_ready_and_pending_lists_in_the_order_the_refunds_came(tmp_path
         policy = DraftPayoutForRefund(app, ["saldo.refunds.v1"])
         for drafted in [refund_drafted(), refund_drafted(bank_account=None), refund_drafted()]:
             await deliver(policy, drafted)
-        for event in app.notification_log.select(start=1, limit=10):
-            published = to_integration(app.mapper.to_domain_event(event))
-            assert published is not None
-            await deliver(projection, published)
+        await project_published(app, to_integration, projection)
 
         ready = await queries.payouts(db, "bu-1", "ready", Paging(1, BEGINNING))
         assert len(ready.items) == 1 and ready.next_cursor is not None

@@ -29,7 +29,7 @@ from saldo_refunds.integration import to_integration
 from saldo_refunds.policies import FollowPayments, FollowPayouts
 from saldo_refunds.projections import RefundsProjection
 from saldo_refunds.queries import RefundOut
-from tests.inprocess import announced, deliver, in_memory, operator, read_models
+from tests.inprocess import announced, deliver, in_memory, operator, project_published, read_models
 
 ACCOUNT = {"registration_number": "1234", "account_number": "0001234567"}
 RECEIVED = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -240,13 +240,6 @@ async def test_B4_a_payout_of_a_refund_refunds_never_made_is_not_found() -> None
 
 # --- the read model -----------------------------------------------------------------------------
 
-async def project_all(app: RefundsApplication, projection: RefundsProjection) -> None:
-    for stored in app.notification_log.select(start=1, limit=10):
-        published = to_integration(app.mapper.to_domain_event(stored))
-        if published is not None:
-            await deliver(projection, published)
-
-
 async def test_R1_a_refund_reads_back_as_the_POST_answered_it(tmp_path: Path) -> None:
     async with read_models(tmp_path) as db:
         projection = RefundsProjection(db, ["saldo.refunds.v1"])
@@ -256,7 +249,7 @@ async def test_R1_a_refund_reads_back_as_the_POST_answered_it(tmp_path: Path) ->
         refund = refund_of(app, payment_id, 10000)
         answered = RefundOut.of(refund).model_dump_json()  # what POST /v1/refunds answers
 
-        await project_all(app, projection)
+        await project_published(app, to_integration, projection)
 
         found = await queries.refund(db, "bu-1", refund.id)
         assert found is not None and found.model_dump_json() == answered
