@@ -22,6 +22,8 @@ from tests.support import Process, Saldo, eventually, start_distributed, wait_he
 # Every instant between two writes of one POST (http/idempotency.py).
 POINTS = ("after-claim", "before-commit", "after-commit", "after-complete")
 CRASHED = 86  # failpoints.py exits with this
+# The dead attempt's claim is taken over after this; the default 10 s only makes the test wait.
+TAKEOVER = {"SALDO_IDEMPOTENCY_TAKEOVER_SECONDS": "1"}
 
 
 def invoice_body(customer: str) -> dict[str, Any]:
@@ -33,11 +35,11 @@ async def restart(saldo: Saldo, service: str, failpoint: str | None) -> None:
     """Restart the process serving `service`, armed to die at `failpoint` (or not)."""
     spec = f"{failpoint}@http@{service}" if failpoint else ""
     if "embedded" not in saldo.processes:
-        await saldo.restart(service, {"SALDO_FAILPOINTS": spec})
+        await saldo.restart(service, {"SALDO_FAILPOINTS": spec, **TAKEOVER})
         return
     old = saldo.processes["embedded"]
     old.stop()
-    process = Process(old.args, {**saldo.env, "SALDO_FAILPOINTS": spec}, old.log_path).start()
+    process = Process(old.args, {**saldo.env, "SALDO_FAILPOINTS": spec, **TAKEOVER}, old.log_path).start()
     saldo.processes["embedded"] = process
     await wait_healthy(saldo.client, saldo.base_urls["invoicing"], process)
 

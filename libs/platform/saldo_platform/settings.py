@@ -24,6 +24,9 @@ class Settings:
     auth_database: str
     # SALDO_LOG_LEVEL: the least severe log record written (logs.py), for every logger.
     log_level: str = "INFO"
+    # SALDO_IDEMPOTENCY_TAKEOVER_SECONDS: a POST's claim on its Idempotency-Key still "running"
+    # after this long is taken over by a retry (its process is presumed dead; http/idempotency.py).
+    idempotency_takeover_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -40,6 +43,14 @@ class Settings:
         log_level = e.get("SALDO_LOG_LEVEL", "INFO").upper()
         if log_level not in LOG_LEVELS:
             raise ValueError(f"SALDO_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
+        takeover = e.get("SALDO_IDEMPOTENCY_TAKEOVER_SECONDS", "10")
+        try:
+            takeover_seconds = float(takeover)
+        except ValueError:
+            takeover_seconds = -1.0
+        if not 0 < takeover_seconds <= 3600:
+            raise ValueError("SALDO_IDEMPOTENCY_TAKEOVER_SECONDS must be a number of seconds above 0 "
+                             f"and at most 3600, not {takeover!r}")
         auth_default = (
             database_name_url(database_url, f"{prefix}_auth")
             if mode == "distributed" and database_url
@@ -54,6 +65,7 @@ class Settings:
             topic_prefix=e.get("SALDO_TOPIC_PREFIX", "saldo"),
             auth_database=e.get("SALDO_AUTH_DATABASE", auth_default),
             log_level=log_level,
+            idempotency_takeover_seconds=takeover_seconds,
         )
 
     def topic(self, service: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, Protocol, TypeVar
 from urllib.parse import unquote_to_bytes
 
@@ -12,7 +13,7 @@ from saldo_kernel.errors import NotFound, PreconditionFailed
 from saldo_platform import telemetry
 from saldo_platform.http import openapi, problems
 from saldo_platform.http.auth import AuthenticationMiddleware
-from saldo_platform.http.idempotency import IdempotencyMiddleware, IdempotencyStore
+from saldo_platform.http.idempotency import ABANDONED, IdempotencyMiddleware, IdempotencyStore
 from saldo_platform.sql import Database
 
 
@@ -68,7 +69,9 @@ def create_api(service: str, router: APIRouter, state: dict[str, Any], db: Datab
     async def health() -> dict[str, str]:
         return {"status": "ok", "service": service}
 
-    api.add_middleware(IdempotencyMiddleware, store=IdempotencyStore(db),
+    settings = state.get("settings")
+    takeover = timedelta(seconds=settings.idempotency_takeover_seconds) if settings else ABANDONED
+    api.add_middleware(IdempotencyMiddleware, store=IdempotencyStore(db, takeover),
                        application=state["application"], service=service)
     api.add_middleware(NoNulMiddleware)
     api.add_middleware(CommandCounter, service=service)

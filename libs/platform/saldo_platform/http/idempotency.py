@@ -37,15 +37,17 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     PRIMARY KEY (scope, key))
 """
 KEEP = timedelta(hours=48)
-# A claim still running after this is taken over. Taking over is safe even if the first attempt
-# lives on: only one of them can record the command (CommandRecord), the other replays its answer.
+# A claim still running after this is taken over (setting SALDO_IDEMPOTENCY_TAKEOVER_SECONDS).
+# Taking over is safe even if the first attempt lives on: only one of them can record the
+# command (CommandRecord), the other replays its answer.
 ABANDONED = timedelta(seconds=10)
 CONFLICT_ATTEMPTS = 5
 
 
 class IdempotencyStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, abandoned_after: timedelta = ABANDONED) -> None:
         self.db = db
+        self.abandoned_after = abandoned_after
 
     async def setup(self) -> None:
         await self.db.create_schema(SCHEMA)
@@ -74,7 +76,7 @@ class IdempotencyStore:
             taken_over = await self.db.fetchval(
                 "UPDATE idempotency_keys SET created_at = $4 WHERE scope = $1 AND key = $2"
                 " AND request_sha256 = $3 AND state = 'running' AND created_at < $5 RETURNING 1",
-                scope, key, request_sha256, token, (now - ABANDONED).isoformat(),
+                scope, key, request_sha256, token, (now - self.abandoned_after).isoformat(),
             )
             if taken_over:
                 return token, None
@@ -236,7 +238,10 @@ def _answer_for(earlier: dict[str, Any], fingerprint: str) -> Answer:
     if earlier["state"] != "done":
         return _problem(409, "Request in progress",
                         "a request with this Idempotency-Key is still running; retry shortly")
-    stored = [h for h in json.loads(earlier["headers"]) if h[0].lower() != "content-length"]
+    # The stored answer may itself have been a replay (a retry that took over a dead attempt's
+    # claim and found its CommandRecord), so the replay header is set once, never added again.
+    stored = [h for h in json.loads(earlier["headers"])
+              if h[0].lower() not in ("content-length", "idempotent-replayed")]
     return earlier["status"], stored + [["idempotent-replayed", "true"]], earlier["body"]
 
 
