@@ -92,7 +92,7 @@ async def _unit_a_refunds_by_bank(saldo: Saldo, a: Unit) -> None:
 
     drafted = await eventually(payout, what="A's payout under 'ready for bank payout'")
     a.ids.update(invoice=invoice["id"], payment=payment["id"], refund=refund.json()["id"],
-                 payout=drafted["id"])
+                 payout=drafted["id"], credit_note=credit.json()["id"])
 
 
 async def _unit_b_takes_an_unallocated_payment(saldo: Saldo, b: Unit) -> None:
@@ -166,6 +166,8 @@ async def test_operator_and_finance_read_their_own_unit_and_nothing_of_another(w
             [a.ids["invoice"]] if unit is a else [])
 
     resources = [("invoicing", f"/v1/invoices/{a.ids['invoice']}"),
+                 ("invoicing", f"/v1/invoices/{a.ids['invoice']}/credit-notes/{a.ids['credit_note']}"),
+                 ("invoicing", f"/v1/invoices/{a.ids['invoice']}/credit-notes"),
                  ("payments", f"/v1/payments/{a.ids['payment']}"),
                  ("refunds", f"/v1/payments/{a.ids['payment']}/refundable"),
                  ("refunds", f"/v1/refunds/{a.ids['refund']}"),

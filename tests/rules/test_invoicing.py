@@ -206,16 +206,24 @@ async def test_I1_I3_a_post_answers_exactly_what_a_get_answers_once_projected(
         credit = await post(notes, {"amount": 10000, "reason": "one issue missing"}, **{"If-Match": '"1"'})
         assert credit.status_code == 201, credit.text
         assert credit.headers["etag"] == '"2"'
-        assert {k: credit.json()[k] for k in ("credited", "paid", "status", "version")} == {
-            "credited": 10000, "paid": 49900, "status": "paid", "version": 2}
+        assert {k: credit.json()[k] for k in ("invoice_id", "amount", "reason", "version")} == {
+            "invoice_id": created.json()["id"], "amount": {"amount": 10000, "currency": "DKK"},
+            "reason": "one issue missing", "version": 2}
         stale = await post(notes, {"amount": 100, "reason": "again"}, **{"If-Match": '"1"'})
         assert stale.status_code == 412, stale.text
         await project_published(app, to_integration, projection, seen)
-        got = await client.get(created.headers["location"])
-        assert got.content == credit.content
+        got = await client.get(credit.headers["location"])  # the credit note, as issued
+        assert got.content == credit.content and got.headers["etag"] == '"2"'
+        assert (await client.get(notes)).json() == {"items": [credit.json()], "next_cursor": None}
 
+        invoice = (await client.get(created.headers["location"])).json()
+        assert {k: invoice[k] for k in ("credited", "paid", "status", "version")} == {
+            "credited": 10000, "paid": 49900, "status": "paid", "version": 2}
         listed = await client.get("/v1/invoices")
-        assert listed.json() == {"items": [credit.json()], "next_cursor": None}
+        assert listed.json() == {"items": [invoice], "next_cursor": None}
+        elsewhere = await client.get(f"/v1/invoices/{uuid4()}/credit-notes/{credit.json()['id']}")
+        assert elsewhere.status_code == 404  # a credit note is found only under its own invoice
+        assert (await client.get(f"/v1/invoices/{uuid4()}/credit-notes")).status_code == 404
 
 
 def test_an_invoice_stored_before_amounts_were_money_is_read_as_money() -> None:
@@ -244,6 +252,6 @@ def test_an_invoice_stored_before_amounts_were_money_is_read_as_money() -> None:
 
     assert invoice.lines[1] == {"description": "issue 2", "amount": Money(19900, "DKK")}
     assert invoice.total == Money(49900, "DKK") and invoice.credited == Money(10000, "DKK")
-    assert invoice.number == 7 and invoice.due_date == DUE and invoice.credit_notes == [credit_note_id]
+    assert invoice.number == 7 and invoice.due_date == DUE and list(invoice.credit_notes) == [credit_note_id]
     shown = InvoiceOut.of(invoice, paid=Money(0, "DKK"), today=DUE)
     assert (shown.status, shown.credited, shown.id) == ("open", 10000, UUID(str(invoice_id)))

@@ -7,14 +7,14 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
 from saldo_events.envelope import CurrencyCode
 from saldo_invoicing import queries
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.domain import InvoiceLine
-from saldo_invoicing.queries import InvoiceOut
+from saldo_invoicing.queries import CreditNoteOut, InvoiceOut
+from saldo_kernel.errors import NotFound
 from saldo_kernel.money import Money
 from saldo_platform.businessdates import today
 from saldo_platform.http.app import IfMatch, etag, found_or_404, state
@@ -61,21 +61,36 @@ def issue_invoice(body: IssueInvoice, who: Operator, request: Request, response:
     return InvoiceOut.of(invoice, paid=Money.zero(invoice.currency), today=today())
 
 
-@router.post("/invoices/{invoice_id}/credit-notes", status_code=201, response_model=InvoiceOut)
-async def issue_credit_note(invoice_id: UUID, body: IssueCreditNote, who: Operator, request: Request,
-                            response: Response, expected_version: IfMatch) -> InvoiceOut:
-    """Credit part or all of an invoice (rule I3); answers the invoice as it now stands.
-
-    What is paid comes from the read model as payments reported it; payments then releases the
-    credited amount (AmountReleased), so a later GET may show less paid.
-    """
-    invoice = await run_in_threadpool(
-        app(request).issue_credit_note, business_unit=who.business_unit, invoice_id=invoice_id,
-        minor_units=body.amount, reason=body.reason, expected_version=expected_version,
+@router.post("/invoices/{invoice_id}/credit-notes", status_code=201, response_model=CreditNoteOut)
+def issue_credit_note(invoice_id: UUID, body: IssueCreditNote, who: Operator, request: Request,
+                      response: Response, expected_version: IfMatch) -> CreditNoteOut:
+    """Credit part or all of an invoice (rule I3). Its ETag is the invoice's new version."""
+    invoice = app(request).issue_credit_note(
+        business_unit=who.business_unit, invoice_id=invoice_id, minor_units=body.amount,
+        reason=body.reason, expected_version=expected_version,
     )
-    paid = await queries.paid(state(request, "db"), invoice.id, invoice.currency)
+    credit_note = CreditNoteOut.just_issued(invoice)
     response.headers["ETag"] = etag(invoice.version)
-    return InvoiceOut.of(invoice, paid=paid, today=today())
+    response.headers["Location"] = request.url_for(
+        "get_credit_note", invoice_id=str(invoice.id), credit_note_id=str(credit_note.id)).path
+    return credit_note
+
+
+@router.get("/invoices/{invoice_id}/credit-notes/{credit_note_id}", response_model=CreditNoteOut)
+async def get_credit_note(invoice_id: UUID, credit_note_id: UUID, who: Reader, request: Request,
+                          response: Response) -> CreditNoteOut:
+    found = await queries.credit_note(state(request, "db"), who.business_unit, invoice_id, credit_note_id)
+    return found_or_404(found, response, f"credit note {credit_note_id} of invoice {invoice_id}")
+
+
+@router.get("/invoices/{invoice_id}/credit-notes", response_model=Page[CreditNoteOut])
+async def list_credit_notes(invoice_id: UUID, who: Reader, request: Request,
+                            paging: Pages) -> Page[CreditNoteOut]:
+    """An invoice's credit notes in the order they were issued."""
+    found = await queries.credit_notes(state(request, "db"), who.business_unit, invoice_id, paging)
+    if found is None:
+        raise NotFound(f"invoice {invoice_id} not found")
+    return found
 
 
 @router.get("/invoices/{invoice_id}", response_model=InvoiceOut)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal, TypedDict
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -76,6 +77,14 @@ class InvoiceNumbers(SaldoAggregate):
         self.last += 1
 
 
+@dataclass(frozen=True)
+class CreditNote:
+    """A credit note of an invoice: what it credited and why (rule I3)."""
+
+    amount: Money
+    reason: str
+
+
 class Invoice(SaldoAggregate):
     """An invoice to one customer: numbered lines in one currency, due on a business date (I1)."""
 
@@ -118,7 +127,7 @@ class Invoice(SaldoAggregate):
         self.due_date = due_date
         self.total = lines_total(lines)
         self.credited = Money.zero(self.total.currency)
-        self.credit_notes: list[UUID] = []
+        self.credit_notes: dict[UUID, CreditNote] = {}
 
     @property
     def currency(self) -> str:
@@ -153,4 +162,4 @@ class Invoice(SaldoAggregate):
     @event(CreditNoteIssued)
     def _credit(self, *, credit_note_id: UUID, amount: Money, customer_id: str, reason: str) -> None:
         self.credited += amount
-        self.credit_notes.append(credit_note_id)
+        self.credit_notes[credit_note_id] = CreditNote(amount=amount, reason=reason)

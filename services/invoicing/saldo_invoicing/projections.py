@@ -24,6 +24,10 @@ class InvoicesProjection(Projection):
             version BIGINT NOT NULL)""",
         "invoice_payments": """(
             invoice_id TEXT PRIMARY KEY, paid BIGINT NOT NULL)""",
+        "credit_notes": """(
+            credit_note_id TEXT PRIMARY KEY, invoice_id TEXT NOT NULL, business_unit TEXT NOT NULL,
+            customer_id TEXT NOT NULL, amount BIGINT NOT NULL, currency TEXT NOT NULL,
+            reason TEXT NOT NULL, issued_at TEXT NOT NULL, version BIGINT NOT NULL)""",
     }
 
     async def project(self, tx: Executor, event: IntegrationEvent) -> None:
@@ -40,6 +44,14 @@ class InvoicesProjection(Projection):
             await tx.execute(self.sql(
                 "UPDATE {invoices} SET credited = credited + $2, version = $3 WHERE invoice_id = $1"),
                 str(event.invoice_id), event.amount.amount, event.aggregate_version,
+            )
+            await tx.execute(self.sql(
+                "INSERT INTO {credit_notes} (credit_note_id, invoice_id, business_unit, customer_id,"
+                " amount, currency, reason, issued_at, version)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"),
+                str(event.credit_note_id), str(event.invoice_id), event.business_unit,
+                event.customer_id, event.amount.amount, event.amount.currency, event.reason,
+                sortable_time(event.occurred_at), event.aggregate_version,
             )
         elif isinstance(event, payments.PaymentReceived):
             for allocation in event.allocations:

@@ -64,6 +64,59 @@ class InvoiceOut(BaseModel):
                    due_date=due_date, issued_at=row["issued_at"], version=row["version"])
 
 
+class CreditNoteOut(BaseModel):
+    """A credit note (rule I3). Its `version` is the invoice's version it made: the ETag to send
+    as If-Match with the invoice's next credit note."""
+
+    id: UUID
+    invoice_id: UUID
+    customer_id: str
+    amount: Money
+    reason: str
+    issued_at: datetime
+    version: int
+
+    @classmethod
+    def just_issued(cls, invoice: Invoice) -> CreditNoteOut:
+        """The credit note the invoice's newest event issued (answered by the command)."""
+        credit_note_id = next(reversed(invoice.credit_notes))
+        note = invoice.credit_notes[credit_note_id]
+        return cls(id=credit_note_id, invoice_id=invoice.id, customer_id=invoice.customer_id,
+                   amount=Money.of(note.amount), reason=note.reason, issued_at=invoice.modified_on,
+                   version=invoice.version)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> CreditNoteOut:
+        return cls(id=row["credit_note_id"], invoice_id=row["invoice_id"],
+                   customer_id=row["customer_id"],
+                   amount=Money(amount=row["amount"], currency=row["currency"]), reason=row["reason"],
+                   issued_at=row["issued_at"], version=row["version"])
+
+
+async def credit_note(db: Database, business_unit: str, invoice_id: UUID,
+                      credit_note_id: UUID) -> CreditNoteOut | None:
+    row = await db.fetchrow(
+        "SELECT * FROM credit_notes WHERE credit_note_id = $1 AND invoice_id = $2"
+        " AND business_unit = $3", str(credit_note_id), str(invoice_id), business_unit)
+    return CreditNoteOut.from_row(row) if row else None
+
+
+async def credit_notes(db: Database, business_unit: str, invoice_id: UUID,
+                       paging: Paging) -> Page[CreditNoteOut] | None:
+    """An invoice's credit notes in the order they were issued; None if there is no such invoice
+    in the business unit (rule M3: another unit's invoice is not found, not empty)."""
+    if await db.fetchval("SELECT 1 FROM invoices WHERE invoice_id = $1 AND business_unit = $2",
+                         str(invoice_id), business_unit) is None:
+        return None
+    rows = await db.fetch(
+        "SELECT * FROM credit_notes WHERE invoice_id = $1 AND business_unit = $2"
+        " AND (issued_at, credit_note_id) > ($3, $4) ORDER BY issued_at, credit_note_id LIMIT $5",
+        str(invoice_id), business_unit, *paging.after, paging.limit + 1)
+    items = [CreditNoteOut.from_row(r) for r in rows]
+    return Page[CreditNoteOut].of(items, paging.limit,
+                                  key=lambda c: (sortable_time(c.issued_at), str(c.id)))
+
+
 async def invoice(db: Database, business_unit: str, invoice_id: UUID, *, today: date) -> InvoiceOut | None:
     row = await db.fetchrow(INVOICES_WITH_PAID + " WHERE i.invoice_id = $1 AND i.business_unit = $2",
                             str(invoice_id), business_unit)
