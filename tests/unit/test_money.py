@@ -17,8 +17,9 @@ def test_M1_amounts_of_one_currency_add_and_compare() -> None:
 
 
 @pytest.mark.parametrize("combine", [
-    lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a < b, lambda a, b: a >= b,
-])
+    lambda a, b: a + b, lambda a, b: a - b, lambda a, b: a < b, lambda a, b: a <= b,
+    lambda a, b: a > b, lambda a, b: a >= b, lambda a, b: a.min(b),
+], ids=["+", "-", "<", "<=", ">", ">=", "min"])
 def test_M1_amounts_in_two_currencies_are_never_combined(combine: object) -> None:
     with pytest.raises(CurrencyMismatch, match="499.00 DKK and 10.00 EUR"):
         combine(Money(49900, "DKK"), Money(1000, "EUR"))  # type: ignore[operator]

@@ -25,3 +25,6 @@ def test_B2_B4_a_payout_is_marked_paid_out_once() -> None:
     assert with_account.posting_date == with_account.bank_date == date(2026, 11, 22)
     with pytest.raises(Conflict):
         with_account.mark_paid_out(today=date(2026, 11, 23))
+    with pytest.raises(Conflict, match="pending refund"):
+        without.mark_paid_out(today=date(2026, 11, 22))
+    assert without.status == "draft" and without.version == 1

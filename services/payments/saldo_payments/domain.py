@@ -257,8 +257,8 @@ class InvoiceAccount(SaldoAggregate):
         what is open (rule M6; the business unit is the caller's, M3)."""
         if customer_id != self.customer_id:
             raise DomainRuleViolated(
-                f"invoice {self.number} is customer {self.customer_id!r}'s and the payment is "
-                f"customer {customer_id!r}'s: money is allocated only to the payer's own invoices"
+                f"invoice {self.number} belongs to customer {self.customer_id!r} and the payment to "
+                f"customer {customer_id!r}: money is allocated only to the payer's own invoices"
             )
         if amount.currency != self.currency:
             raise DomainRuleViolated(

@@ -52,9 +52,13 @@ class Payout(SaldoAggregate):
         return self.status == "draft" and bool(self.bank_account)
 
     def mark_paid_out(self, *, today: date) -> None:
-        """Ends the draft; posting and bank date are today (rules B4, M2)."""
+        """Ends the draft of a payout ready for the bank; posting and bank date are today
+        (rules B2, B4, M2). A pending refund, with no bank account, cannot have been paid out."""
         if self.status != "draft":
             raise Conflict(f"payout {self.id} is already {self.status.replace('_', ' ')}")
+        if not self.ready:
+            raise Conflict(f"payout {self.id} is a pending refund: the customer's bank account is "
+                           "not known yet, so the bank cannot have paid it out (rule B2)")
         self._marked_paid(refund_id=self.refund_id, customer_id=self.customer_id,
                           amount=self.amount, posting_date=today, bank_date=today)
 

@@ -112,8 +112,11 @@ def if_match(
     """The aggregate version the client last saw (`If-Match: "3"`), if it sent one."""
     if not header or header.strip() == "*":
         return None
+    if header.strip().startswith("W/"):
+        # If-Match compares strongly (RFC 9110, 13.1.1): a weak tag never matches.
+        raise PreconditionFailed(f"If-Match needs a strong ETag like '\"3\"', not the weak {header!r}")
     try:
-        return int(header.strip().removeprefix("W/").strip('"'))
+        return int(header.strip().strip('"'))
     except ValueError:
         raise PreconditionFailed(
             f"If-Match must be an ETag from this API, like '\"3\"'; got {header!r}") from None

@@ -158,8 +158,9 @@ class IdempotencyMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         key = headers.get("idempotency-key", "").strip()
         if not key or len(key) > 255:
+            title = "Idempotency-Key too long" if key else "Idempotency-Key required"
             await _respond(send, *_problem(
-                400, "Idempotency-Key required",
+                400, title,
                 "every POST needs an Idempotency-Key header (1 to 255 characters), e.g. a UUID; "
                 "resend the same key to retry safely",
             ))

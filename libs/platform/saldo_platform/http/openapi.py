@@ -58,7 +58,7 @@ def install(api: FastAPI) -> None:
                 if method == "post":
                     params.insert(0, IDEMPOTENCY_KEY)
                     statuses += [400, 409]
-                elif "{" not in path:
+                elif any(p.get("name") == "after" for p in params):
                     statuses += [400]  # lists: a cursor that was not ours
                 if any(p.get("in") == "header" and p.get("name", "").lower() == "if-match"
                        for p in params):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from pydantic import BaseModel, Field
 
 Item = TypeVar("Item", bound=BaseModel)
 
+SORTABLE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")  # what sortable_time writes
 # A time that sorts before every real one, for the first page.
 BEGINNING = ("", "")
 
@@ -44,7 +46,7 @@ def encode_cursor(time: str, item_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[str, str]:
     try:
         time, item_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not (isinstance(time, str) and isinstance(item_id, str)):
+        if not (isinstance(time, str) and isinstance(item_id, str) and SORTABLE.fullmatch(time)):
             raise ValueError
         return time, item_id
     except (ValueError, TypeError, binascii.Error):
