@@ -16,10 +16,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
+import httpx
+from fastapi import APIRouter
+
 from saldo_events.envelope import IntegrationEvent
 from saldo_platform.bus import Message
 from saldo_platform.context import Context, acting
 from saldo_platform.eventstore import EventStoreApplication
+from saldo_platform.http.app import create_api
+from saldo_platform.http.auth import ApiKeys
+from saldo_platform.http.idempotency import IdempotencyStore
 from saldo_platform.policy import Policy
 from saldo_platform.projection import Projection
 from saldo_platform.relay import ToIntegration
@@ -82,6 +88,27 @@ async def deliver(handler: Policy | Projection, event: IntegrationEvent,
     at = at or message()
     await handler.apply(event, at)
     return at
+
+
+@asynccontextmanager
+async def serving(service: str, router: APIRouter, application: EventStoreApplication, db: Database,
+                  business_unit: str = "bu-1") -> AsyncIterator[httpx.AsyncClient]:
+    """The service's real HTTP app (auth, idempotency, problems) over ASGI, on `db`, with a
+    client holding an operator key of `business_unit`; every POST gets a fresh Idempotency-Key."""
+    keys = ApiKeys(db)
+    await keys.setup()
+    await IdempotencyStore(db).setup()
+    api = create_api(service, router, {"application": application, "db": db, "api_keys": keys}, db)
+    token = await keys.create(business_unit, ["operator"], "in-process test")
+
+    async def new_key(request: httpx.Request) -> None:
+        if request.method == "POST" and "idempotency-key" not in request.headers:
+            request.headers["Idempotency-Key"] = str(uuid4())
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url=f"http://{service}",
+                                 headers={"Authorization": f"Bearer {token}"},
+                                 event_hooks={"request": [new_key]}) as client:
+        yield client
 
 
 @asynccontextmanager

@@ -171,6 +171,30 @@ async def test_I1_the_list_is_in_issue_order_a_page_at_a_time(
     assert [i.number for i in alices.items] == [1, 3, 4]
 
 
+async def test_I3_an_invoices_credit_notes_are_listed_in_the_order_they_were_issued(
+        read_model: tuple[Database, InvoicesProjection]) -> None:
+    db, projection = read_model
+    app = in_memory(InvoicingApplication)
+    invoice = issue(app, 30000)
+    with operator("bu-1"):
+        for amount in (100, 200, 300):
+            app.issue_credit_note(business_unit="bu-1", invoice_id=invoice.id, minor_units=amount,
+                                  reason=f"credit {amount}")
+    notes = [e for _, e in published(app, to_integration) if isinstance(e, invoice_events.CreditNoteIssued)]
+    start = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    await deliver(projection, [e for _, e in published(app, to_integration)][0])
+    for seconds, event in reversed(list(enumerate(notes))):  # published in reverse: time decides
+        await deliver(projection, event.model_copy(
+            update={"occurred_at": start + timedelta(seconds=seconds)}))
+
+    first = await queries.credit_notes(db, "bu-1", invoice.id, Paging(2, BEGINNING))
+    assert first is not None and first.next_cursor is not None
+    rest = await queries.credit_notes(db, "bu-1", invoice.id, Paging(2, decode_cursor(first.next_cursor)))
+    assert rest is not None and rest.next_cursor is None
+    assert [n.reason for n in first.items + rest.items] == ["credit 100", "credit 200", "credit 300"]
+    assert await queries.credit_notes(db, "bu-2", invoice.id, Paging(2, BEGINNING)) is None  # M3
+
+
 async def test_I1_I3_a_post_answers_exactly_what_a_get_answers_once_projected(
         read_model: tuple[Database, InvoicesProjection]) -> None:
     """The POST's answer is built from the aggregate, the GET's from the read model (M1: amounts

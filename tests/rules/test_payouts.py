@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -16,13 +17,14 @@ from saldo_events.refunds import RefundDrafted
 from saldo_kernel.errors import Conflict
 from saldo_kernel.money import Money
 from saldo_payouts import queries
+from saldo_payouts.api import router
 from saldo_payouts.application import PayoutsApplication
 from saldo_payouts.domain import Payout
 from saldo_payouts.integration import to_integration
 from saldo_payouts.policies import DraftPayoutForRefund
 from saldo_payouts.projections import PayoutsProjection
 from saldo_platform.http.pages import BEGINNING, Paging, decode_cursor
-from tests.inprocess import announced, deliver, in_memory, operator, project_published, read_models
+from tests.inprocess import announced, deliver, in_memory, operator, project_published, read_models, serving
 
 ACCOUNT = BankAccount(registration_number="1234", account_number="0001234567")
 
@@ -113,3 +115,55 @@ def test_a_payout_stored_before_amounts_were_money_is_read_as_money() -> None:
 
     assert payout.amount == Money(49900, "DKK")
     assert payout.refund_id == refund_id and payout.status == "draft"
+
+
+async def test_B4_marking_paid_out_answers_what_a_get_shows_and_a_pending_refund_is_refused(
+        tmp_path: Path) -> None:
+    async with read_models(tmp_path) as db:
+        projection = PayoutsProjection(db, ["saldo.payouts.v1"])
+        await projection.setup()
+        app = in_memory(PayoutsApplication)
+        policy = DraftPayoutForRefund(app, ["saldo.refunds.v1"])
+        ready, pending = refund_drafted(), refund_drafted(bank_account=None)
+        for drafted in (ready, pending):
+            await deliver(policy, drafted)
+        seen = await project_published(app, to_integration, projection)
+        async with serving("payouts", router, app, db) as client:
+            marked = await client.post(f"/v1/payouts/{Payout.create_id(ready.refund_id)}/mark-paid-out")
+            assert marked.status_code == 200, marked.text
+            assert marked.json()["status"] == "paid_out" and marked.headers["etag"] == '"2"'
+            await project_published(app, to_integration, projection, seen)
+            got = await client.get(f"/v1/payouts/{marked.json()['id']}")
+            assert got.content == marked.content and got.headers["etag"] == '"2"'
+
+            refused = await client.post(f"/v1/payouts/{Payout.create_id(pending.refund_id)}/mark-paid-out")
+            assert refused.status_code == 409 and "pending refund" in refused.json()["detail"]
+            assert refused.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_payout_paid_out_before_amounts_were_money_is_read_and_published_as_before() -> None:
+    """Payout.MarkedPaid is class_version 2 too: its version-1 record loads and is published."""
+    app = in_memory(PayoutsApplication)
+    payout_id, refund_id = uuid4(), uuid4()
+
+    def v1(version: int, name: str, **state: Any) -> StoredEvent:
+        stamp = {"_type_": "datetime_iso", "_data_": f"2026-11-0{version}T10:00:00+00:00"}
+        return StoredEvent(originator_id=payout_id, originator_version=version,
+                           topic=f"saldo_payouts.domain:Payout.{name}",
+                           state=json.dumps({"timestamp": stamp, "meta": {"actor": "api-key:old"},
+                                             **state}).encode())
+
+    refund = {"refund_id": {"_type_": "uuid_hex", "_data_": refund_id.hex}, "customer_id": "alice",
+              "amount": 49900, "currency": "DKK"}
+    paid_on = {"_type_": "date_iso", "_data_": "2026-11-02"}
+    app.recorder.insert_events([
+        v1(1, "Drafted", originator_topic="saldo_payouts.domain:Payout", business_unit="bu-1",
+           bank_account={"iban": "DK5000400440116243"}, **refund),
+        v1(2, "MarkedPaid", posting_date=paid_on, bank_date=paid_on, **refund),
+    ])
+
+    payout: Payout = app.repository.get(payout_id)
+    assert (payout.status, payout.amount) == ("paid_out", Money(49900, "DKK"))
+    published = to_integration(list(app.events.get(payout_id))[1])
+    assert isinstance(published, payout_events.PayoutMarkedPaid)
+    assert published.amount == MoneyJSON(amount=49900, currency="DKK")

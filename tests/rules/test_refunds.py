@@ -323,3 +323,34 @@ def test_a_payment_account_stored_before_amounts_were_money_is_read_as_money() -
 
     assert (account.amount, account.allocated) == (dkk(49900), dkk(20000))
     assert (account.in_progress, account.refundable) == (dkk(10000), dkk(19900))
+
+
+def test_a_refund_stored_before_amounts_were_money_is_read_and_published_as_before() -> None:
+    """Refund.Requested, .Drafted and .Succeeded are class_version 2: a version-1 history loads,
+    and the relay (a rebuild, an audit replay) still publishes each event with its amount."""
+    app = in_memory(RefundsApplication)
+    refund_id, payment_id, payout_id = uuid4(), uuid4(), uuid4()
+
+    def v1(version: int, name: str, **state: Any) -> StoredEvent:
+        stamp = {"_type_": "datetime_iso", "_data_": f"2026-11-0{version}T10:00:00+00:00"}
+        return StoredEvent(originator_id=refund_id, originator_version=version,
+                           topic=f"saldo_refunds.domain:Refund.{name}",
+                           state=json.dumps({"timestamp": stamp, "meta": {"actor": "api-key:old"},
+                                             **state}).encode())
+
+    common = {"payment_id": {"_type_": "uuid_hex", "_data_": payment_id.hex}, "customer_id": "alice",
+              "amount": 10000, "currency": "DKK"}
+    app.recorder.insert_events([
+        v1(1, "Requested", originator_topic="saldo_refunds.domain:Refund", business_unit="bu-1",
+           channel="bank", reason="cancelled", bank_account=None, **common),
+        v1(2, "Drafted", reason="cancelled", bank_account=None, **common),
+        v1(3, "Succeeded", payout_id={"_type_": "uuid_hex", "_data_": payout_id.hex},
+           channel="bank", **common),
+    ])
+
+    refund: Refund = app.repository.get(refund_id)
+    assert (refund.amount, refund.status, refund.payout_id) == (dkk(10000), "completed", payout_id)
+    published = [to_integration(e) for e in app.events.get(refund_id)]
+    assert [type(e).__name__ for e in published] == ["RefundRequested", "RefundDrafted",
+                                                     "RefundSucceeded"]
+    assert {e.amount for e in published if e is not None} == {MoneyJSON(amount=10000, currency="DKK")}
