@@ -9,6 +9,7 @@ tests beside them prove the same paths over real PostgreSQL and Kafka.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import httpx
+from eventsourcing.persistence import StoredEvent
 from fastapi import APIRouter
 
 from saldo_events.envelope import IntegrationEvent
@@ -56,6 +58,16 @@ def announced(cls: type[Event], *, business_unit: str = "bu-1", aggregate_id: UU
 
 def message(topic: str = "saldo.test.v1", partition: int = 0, offset: int | None = None) -> Message:
     return Message(topic, partition, next(_offsets) if offset is None else offset, None, b"", [])
+
+
+def stored_v1(aggregate: str, aggregate_id: UUID, version: int, name: str, **state: Any) -> StoredEvent:
+    """An event as a build before class_version 2 stored it (for upcaster tests): `aggregate`
+    is its topic ("saldo_payouts.domain:Payout"), `state` its JSON fields as then written."""
+    stamp = {"_type_": "datetime_iso", "_data_": f"2026-11-0{version}T10:00:00+00:00"}
+    return StoredEvent(originator_id=aggregate_id, originator_version=version,
+                       topic=f"{aggregate}.{name}",
+                       state=json.dumps({"timestamp": stamp, "meta": {"actor": "api-key:old"},
+                                         **state}).encode())
 
 
 def published(app: EventStoreApplication, to_integration: ToIntegration,

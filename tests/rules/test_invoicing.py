@@ -5,7 +5,6 @@ Invoicing has no policy: it only reads payments' events, into its read model.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -33,7 +32,16 @@ from saldo_platform.http.auth import ApiKeys
 from saldo_platform.http.idempotency import IdempotencyStore
 from saldo_platform.http.pages import BEGINNING, Paging, decode_cursor
 from saldo_platform.sql import Database
-from tests.inprocess import announced, deliver, in_memory, operator, project_published, published, read_models
+from tests.inprocess import (
+    announced,
+    deliver,
+    in_memory,
+    operator,
+    project_published,
+    published,
+    read_models,
+    stored_v1,
+)
 
 DUE = date(2026, 12, 1)
 
@@ -257,11 +265,7 @@ def test_an_invoice_stored_before_amounts_were_money_is_read_as_money() -> None:
     invoice_id, credit_note_id = uuid4(), uuid4()
 
     def v1(version: int, name: str, **state: Any) -> StoredEvent:
-        stamp = {"_type_": "datetime_iso", "_data_": f"2026-11-0{version}T10:00:00+00:00"}
-        return StoredEvent(originator_id=invoice_id, originator_version=version,
-                           topic=f"saldo_invoicing.domain:Invoice.{name}",
-                           state=json.dumps({"timestamp": stamp, "meta": {"actor": "api-key:old"},
-                                             **state}).encode())
+        return stored_v1("saldo_invoicing.domain:Invoice", invoice_id, version, name, **state)
 
     app.recorder.insert_events([
         v1(1, "Issued", originator_topic="saldo_invoicing.domain:Invoice", business_unit="bu-1",

@@ -24,7 +24,16 @@ from saldo_payouts.integration import to_integration
 from saldo_payouts.policies import DraftPayoutForRefund
 from saldo_payouts.projections import PayoutsProjection
 from saldo_platform.http.pages import BEGINNING, Paging, decode_cursor
-from tests.inprocess import announced, deliver, in_memory, operator, project_published, read_models, serving
+from tests.inprocess import (
+    announced,
+    deliver,
+    in_memory,
+    operator,
+    project_published,
+    read_models,
+    serving,
+    stored_v1,
+)
 
 ACCOUNT = BankAccount(registration_number="1234", account_number="0001234567")
 
@@ -147,11 +156,7 @@ def test_a_payout_paid_out_before_amounts_were_money_is_read_and_published_as_be
     payout_id, refund_id = uuid4(), uuid4()
 
     def v1(version: int, name: str, **state: Any) -> StoredEvent:
-        stamp = {"_type_": "datetime_iso", "_data_": f"2026-11-0{version}T10:00:00+00:00"}
-        return StoredEvent(originator_id=payout_id, originator_version=version,
-                           topic=f"saldo_payouts.domain:Payout.{name}",
-                           state=json.dumps({"timestamp": stamp, "meta": {"actor": "api-key:old"},
-                                             **state}).encode())
+        return stored_v1("saldo_payouts.domain:Payout", payout_id, version, name, **state)
 
     refund = {"refund_id": {"_type_": "uuid_hex", "_data_": refund_id.hex}, "customer_id": "alice",
               "amount": 49900, "currency": "DKK"}

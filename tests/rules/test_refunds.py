@@ -29,7 +29,7 @@ from saldo_refunds.integration import to_integration
 from saldo_refunds.policies import FollowPayments, FollowPayouts
 from saldo_refunds.projections import RefundsProjection
 from saldo_refunds.queries import RefundOut
-from tests.inprocess import announced, deliver, in_memory, operator, project_published, read_models
+from tests.inprocess import announced, deliver, in_memory, operator, project_published, read_models, stored_v1
 
 ACCOUNT = {"registration_number": "1234", "account_number": "0001234567"}
 RECEIVED = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -332,11 +332,7 @@ def test_a_refund_stored_before_amounts_were_money_is_read_and_published_as_befo
     refund_id, payment_id, payout_id = uuid4(), uuid4(), uuid4()
 
     def v1(version: int, name: str, **state: Any) -> StoredEvent:
-        stamp = {"_type_": "datetime_iso", "_data_": f"2026-11-0{version}T10:00:00+00:00"}
-        return StoredEvent(originator_id=refund_id, originator_version=version,
-                           topic=f"saldo_refunds.domain:Refund.{name}",
-                           state=json.dumps({"timestamp": stamp, "meta": {"actor": "api-key:old"},
-                                             **state}).encode())
+        return stored_v1("saldo_refunds.domain:Refund", refund_id, version, name, **state)
 
     common = {"payment_id": {"_type_": "uuid_hex", "_data_": payment_id.hex}, "customer_id": "alice",
               "amount": 10000, "currency": "DKK"}
