@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -54,6 +55,7 @@ class ServiceDefinition:
     extra_state: dict[str, Any] = field(default_factory=dict)
 
 
+@cache  # the installed services do not change while a process runs; host_app asks per service
 def definitions() -> dict[str, ServiceDefinition]:
     """Every installed service, found through the `saldo.services` entry points (pyproject.toml):
     the platform imports no service; a service registers itself."""
