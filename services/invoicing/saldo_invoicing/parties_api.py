@@ -8,13 +8,14 @@ EAN or e-mail is a 422 naming the field before anything is written.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import AwareDatetime, Field, StrictBool, StrictInt, model_validator
+from pydantic import AfterValidator, AwareDatetime, Field, StrictBool, StrictInt, model_validator
 
 from saldo_events.envelope import CurrencyCode
 from saldo_invoicing import queries
@@ -86,9 +87,25 @@ def _agreement(agreement: AgreementIn | None) -> Agreement | None:
     return agreement.value() if agreement else None
 
 
+def _increasing(days: list[int]) -> list[int]:
+    if any(b <= a for a, b in zip(days, days[1:], strict=False)):
+        raise ValueError(f"the days must be strictly increasing, e.g. [7, 14], not {days} (rule I4)")
+    return days
+
+
+def _fik_creditor(number: str) -> str:
+    if not re.fullmatch(r"[0-9]{8}", number):
+        raise ValueError("the FIK creditor number is 8 digits; every +71 payment reference ends "
+                         "with it (rule I1)")
+    return number
+
+
 ReminderDays = Annotated[list[Annotated[StrictInt, Field(ge=1, le=365)]], Field(
     max_length=MAX_REMINDERS, description="days after the due date, strictly increasing, e.g. "
-    "[7, 14]; [] sends no reminders (rule I4)")]
+    "[7, 14]; [] sends no reminders (rule I4)"), AfterValidator(_increasing)]
+FikCreditorNumber = Annotated[str, Field(max_length=8, json_schema_extra={"pattern": "^[0-9]{8}$"},
+                                         description="FIK creditor number for +71 references (rule I1)"),
+                              AfterValidator(_fik_creditor)]
 
 
 class BusinessEntityIn(Body):
@@ -104,15 +121,7 @@ class BusinessEntityIn(Body):
     currency: CurrencyCode
     time_zone: TimeZoneName = "Europe/Copenhagen"
     reminder_schedule_days: ReminderDays
-    fik_creditor_number: str = Field(pattern=r"^[0-9]{8}$",
-                                     description="FIK creditor number for +71 references (rule I1)")
-
-    @model_validator(mode="after")
-    def _increasing_reminders(self) -> BusinessEntityIn:
-        days = self.reminder_schedule_days
-        if any(b <= a for a, b in zip(days, days[1:], strict=False)):
-            raise ValueError(f"reminder_schedule_days must be strictly increasing, not {days} (rule I4)")
-        return self
+    fik_creditor_number: FikCreditorNumber
 
     def details(self) -> EntityDetails:
         return EntityDetails(
