@@ -1,11 +1,18 @@
 """An invoice or credit note as an A4 PDF, drawn with fpdf2.
 
-Fonts: DejaVu Sans (a Unicode TrueType font, embedded as a subset) when it is installed, so
-any name prints, æøå ÆØÅ included. Debian ships it as `fonts-dejavu-core`, which most desktop
-and many server images have, but a slim container may not: then the PDF falls back to the
-PDF core fonts (Helvetica, Courier), which cover Latin-1 (æøå ÆØÅ are in it); a character
-outside Latin-1 prints as "?" there. `render_pdf(..., unicode_font=False)` forces the
-fallback (tests use it to check it).
+Fonts, chosen per document (`fonts="auto"`, the default):
+
+- Every text of the document fits Windows-1252 (all Danish, Nordic and Western European
+  names do: æøå ÆØÅ, é, ü, ß, "–", "€" …): the PDF core fonts Helvetica and Courier, which
+  every PDF reader has, so nothing is embedded. This is the common case and about 15 times
+  faster than embedding a TrueType font (see bench/documents.py).
+- Some text does not (Łukasz, Żółć, Greek, Cyrillic …): DejaVu Sans, a Unicode TrueType font,
+  embedded as a subset. Debian ships it as `fonts-dejavu-core`, which most desktop and many
+  server images have; a slim container may not, and then the core fonts print such a
+  character as its base letter (ő → o) or "?".
+
+`fonts="unicode"` always embeds DejaVu (where installed), `fonts="core"` never does; the tests
+use both. The FIK code line is ASCII by construction and always uses Courier.
 
 Output is deterministic: the creation date is the document's issue date and nothing else
 varies, so the same document gives the same bytes on the same machine with the same fonts.
@@ -14,9 +21,11 @@ varies, so the same document gives the same bytes on the same machine with the s
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
+from typing import Literal
 
 from fpdf import FPDF
 from fpdf.enums import Align, TableBordersLayout, XPos, YPos
@@ -32,7 +41,9 @@ FONT_DIRECTORIES = (
     Path("/usr/share/fonts/TTF"),
 )
 _FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
-_MONO_FILE = "DejaVuSansMono.ttf"
+# The FIK code line is ASCII digits, "+", "<" and spaces by construction, so the core font
+# Courier prints it everywhere; embedding a third TrueType font would cost a third more time.
+_MONO = "courier"
 
 _CORE_ENCODING = "windows-1252"  # a superset of Latin-1's letters: also – € “ ” ‘ ’
 _INK = (30, 30, 30)
@@ -40,6 +51,9 @@ _MUTED = (110, 110, 110)
 _RULE = (190, 190, 190)
 _LEFT = 20.0  # mm
 _WIDTH = 170.0  # mm between the margins of an A4 page
+
+
+FontChoice = Literal["auto", "unicode", "core"]
 
 
 @dataclass(frozen=True)
@@ -52,9 +66,9 @@ class Fonts:
 
 
 def find_unicode_font() -> Path | None:
-    """The directory holding DejaVu Sans (regular, bold, mono), or None if it is not installed."""
+    """The directory holding DejaVu Sans (regular and bold), or None if it is not installed."""
     for directory in FONT_DIRECTORIES:
-        if all((directory / name).is_file() for name in (*_FONT_FILES.values(), _MONO_FILE)):
+        if all((directory / name).is_file() for name in _FONT_FILES.values()):
             return directory
     return None
 
@@ -276,26 +290,49 @@ def _note_block(pdf: _Sheet) -> None:
     pdf.multi_cell(_WIDTH, 4.8, pdf.text_of(pdf.document.note), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
-def _fonts_for(pdf: FPDF, unicode_font: bool) -> Fonts:
-    directory = find_unicode_font() if unicode_font else None
+def _texts(document: Document) -> Iterator[str]:
+    """Every piece of text the document prints (the fixed labels are ASCII)."""
+    for party in (document.seller, document.buyer):
+        yield from (party.name, *party.address_lines, party.postal_code, party.city)
+        if party.email is not None:
+            yield party.email
+    yield from (line.description for line in document.lines)
+    for optional in (document.note, document.payment_message, document.buyer_reference,
+                     document.credited_invoice_number):
+        if optional is not None:
+            yield optional
+    yield document.number
+
+
+def _fits_core_fonts(document: Document) -> bool:
+    try:
+        for text in _texts(document):
+            text.encode(_CORE_ENCODING)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _fonts_for(pdf: FPDF, document: Document, choice: FontChoice) -> Fonts:
+    wanted = choice == "unicode" or (choice == "auto" and not _fits_core_fonts(document))
+    directory = find_unicode_font() if wanted else None
     if directory is None:
-        return Fonts(text="helvetica", mono="courier", unicode=False)
+        return Fonts(text="helvetica", mono=_MONO, unicode=False)
     for style, name in _FONT_FILES.items():
         pdf.add_font("dejavu", style, directory / name)
-    pdf.add_font("dejavumono", "", directory / _MONO_FILE)
-    return Fonts(text="dejavu", mono="dejavumono", unicode=True)
+    return Fonts(text="dejavu", mono=_MONO, unicode=True)
 
 
-def render_pdf(document: Document, *, compress: bool = True, unicode_font: bool = True) -> bytes:
+def render_pdf(document: Document, *, compress: bool = True, fonts: FontChoice = "auto") -> bytes:
     """The document as a PDF file's bytes.
 
     `compress=False` leaves the page content streams readable (tests look into them);
-    `unicode_font=False` uses the core-font fallback even where DejaVu is installed.
+    `fonts` is "auto" (core fonts when the text fits them, else DejaVu), "unicode" or "core".
     """
-    # Fonts are registered before the sheet knows them; a throwaway FPDF is not needed
-    # because _Sheet only reads `fonts` while drawing.
-    sheet = _Sheet(document, Fonts("helvetica", "courier", False))
-    sheet.faces = _fonts_for(sheet, unicode_font)
+    # The faces are settled before anything is drawn: a TrueType font must be registered
+    # with the very FPDF object that embeds it.
+    sheet = _Sheet(document, Fonts("helvetica", _MONO, False))
+    sheet.faces = _fonts_for(sheet, document, fonts)
     sheet.core_fonts_encoding = _CORE_ENCODING
     sheet.set_compression(compress)
     sheet.set_creation_date(datetime.combine(document.issue_date, time(0, 0), tzinfo=UTC))
