@@ -4,8 +4,8 @@ Fonts, chosen per document (`fonts="auto"`, the default):
 
 - Every text of the document fits Windows-1252 (all Danish, Nordic and Western European
   names do: æøå ÆØÅ, é, ü, ß, "–", "€" …): the PDF core fonts Helvetica and Courier, which
-  every PDF reader has, so nothing is embedded. This is the common case and about 15 times
-  faster than embedding a TrueType font (see bench/documents.py).
+  every PDF reader has, so nothing is embedded. This is the common case and more than ten
+  times faster than embedding a TrueType font (see bench/documents.py).
 - Some text does not (Łukasz, Żółć, Greek, Cyrillic …): DejaVu Sans, a Unicode TrueType font,
   embedded as a subset. Debian ships it as `fonts-dejavu-core`, which most desktop and many
   server images have; a slim container may not, and then the core fonts print such a
