@@ -1,16 +1,22 @@
-"""Invoices, their numbers and credit notes. No I/O here."""
+"""Invoices, their numbers, credit notes, payments applied, releases and reminders. No I/O here.
+
+The business entity, customers and subscriptions are in `parties`; channel resolution (C3),
+FIK references (I1) and proration (C4) are pure functions in their own modules.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
 from saldo_kernel.aggregate import SaldoAggregate
 from saldo_kernel.errors import DomainRuleViolated
+from saldo_invoicing.domain.fik import fik_reference
+from saldo_invoicing.domain.reminders import next_reminder
 from saldo_kernel.money import Money, upcast_amounts
 
 InvoiceStatus = Literal["open", "partially_paid", "paid", "credited"]
@@ -85,13 +91,54 @@ class CreditNote:
     reason: str
 
 
+class Period(TypedDict):
+    """What a subscription invoice covers: dates (time-based, end exclusive) or a number of issues."""
+
+    start: date
+    end: NotRequired[date]
+    issues: NotRequired[int]
+
+
+class BilledParty(TypedDict):
+    """A party as printed on the invoice when it was issued: later changes do not rewrite it."""
+
+    name: str
+    address_lines: list[str]
+    postal_code: str
+    city: str
+    country: str
+    email: str | None
+    ean: str | None
+    registration_number: str | None
+
+
+class Seller(BilledParty):
+    bank_account: dict[str, str] | None
+    payment_message_prefix: str
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Everything an invoice is issued with besides its lines: decided by the application from
+    the business entity, the customer and the subscription (rules C3, I1)."""
+
+    channel: str
+    channel_reason: str
+    fik_creditor_number: str
+    buyer: BilledParty
+    seller: Seller
+    subscription_id: UUID | None = None
+    period: Period | None = None
+
+
 class Invoice(SaldoAggregate):
     """An invoice to one customer: numbered lines in one currency, due on a business date (I1)."""
 
     @classmethod
     def issue(cls, *, numbers: InvoiceNumbers, customer_id: str, lines: list[InvoiceLine],
-              due_date: date) -> Invoice:
-        """Takes the unit's next number (rule I1) for lines that add up to a positive total.
+              due_date: date, terms: Terms) -> Invoice:
+        """Takes the unit's next number (rule I1) for lines that add up to a positive total, and
+        the FIK payment reference made from that number.
 
         The caller saves `numbers` together with the invoice, so a number is never lost.
         """
@@ -99,16 +146,28 @@ class Invoice(SaldoAggregate):
         if not total.is_positive:
             raise DomainRuleViolated(f"an invoice's total must be positive, not {total}")
         numbers.take()
-        invoice: Invoice = cls(business_unit=numbers.business_unit, number=numbers.last,
-                               customer_id=customer_id, lines=lines, due_date=due_date)
+        invoice: Invoice = cls(
+            business_unit=numbers.business_unit, number=numbers.last, customer_id=customer_id,
+            lines=lines, due_date=due_date, channel=terms.channel, channel_reason=terms.channel_reason,
+            payment_reference=fik_reference(numbers.last, terms.fik_creditor_number),
+            subscription_id=terms.subscription_id, period=terms.period, buyer=terms.buyer,
+            seller=terms.seller,
+        )
         return invoice
 
     class Issued(SaldoAggregate.Created):
-        class_version = 2
+        class_version = 3
         number: int
         customer_id: str
         lines: list[InvoiceLine]
         due_date: date
+        channel: str
+        channel_reason: str
+        payment_reference: str | None
+        subscription_id: UUID | None
+        period: Period | None
+        buyer: BilledParty | None
+        seller: Seller | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -117,17 +176,35 @@ class Invoice(SaldoAggregate):
             state["lines"] = [{**line, "amount": Money(line["amount"], currency)}
                               for line in state["lines"]]
 
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            # Invoices issued before channels, FIK references and customers existed.
+            state.update(channel="unresolved", channel_reason="issued before channels were resolved",
+                         payment_reference=None, subscription_id=None, period=None, buyer=None,
+                         seller=None)
+
     @event(Issued)
     def __init__(self, *, business_unit: str, number: int, customer_id: str,
-                 lines: list[InvoiceLine], due_date: date) -> None:
+                 lines: list[InvoiceLine], due_date: date, channel: str, channel_reason: str,
+                 payment_reference: str | None, subscription_id: UUID | None, period: Period | None,
+                 buyer: BilledParty | None, seller: Seller | None) -> None:
         self.business_unit = business_unit
         self.number = number
         self.customer_id = customer_id
         self.lines = lines
         self.due_date = due_date
+        self.channel = channel
+        self.channel_reason = channel_reason
+        self.payment_reference = payment_reference
+        self.subscription_id = subscription_id
+        self.period = period
+        self.buyer = buyer
+        self.seller = seller
         self.total = lines_total(lines)
         self.credited = Money.zero(self.total.currency)
+        self.paid = Money.zero(self.total.currency)
         self.credit_notes: dict[UUID, CreditNote] = {}
+        self.reminders: list[date] = []
 
     @property
     def currency(self) -> str:
@@ -138,8 +215,10 @@ class Invoice(SaldoAggregate):
         """What is left to credit: the total minus every credit note so far (rule I3)."""
         return self.total - self.credited
 
-    def status(self, *, paid: Money) -> InvoiceStatus:
-        return invoice_status(total=self.total, credited=self.credited, paid=paid)
+    @property
+    def status(self) -> InvoiceStatus:
+        """From what payments reported paid (PaymentApplied, less releases) and credited (I2)."""
+        return invoice_status(total=self.total, credited=self.credited, paid=self.paid)
 
     def issue_credit_note(self, *, credit_note_id: UUID, amount: Money, reason: str) -> None:
         """Credit part or all of the invoice; never more than is left to credit (rule I3)."""
@@ -163,3 +242,62 @@ class Invoice(SaldoAggregate):
     def _credit(self, *, credit_note_id: UUID, amount: Money, customer_id: str, reason: str) -> None:
         self.credited += amount
         self.credit_notes[credit_note_id] = CreditNote(amount=amount, reason=reason)
+
+    class PaymentApplied(SaldoAggregate.Event):
+        """Payments allocated money of one payment to this invoice (PaymentReceived/Allocated)."""
+
+        payment_id: UUID
+        amount: Money
+
+    @event(PaymentApplied)
+    def apply_payment(self, *, payment_id: UUID, amount: Money) -> None:
+        self.paid += amount
+
+    class PaymentReleased(SaldoAggregate.Event):
+        """Payments detached money for one of this invoice's credit notes: the debt shrank by
+        as much, so the invoice stays settled (rule I3)."""
+
+        payment_id: UUID
+        amount: Money
+        credit_note_id: UUID
+
+    @event(PaymentReleased)
+    def release_for_credit_note(self, *, payment_id: UUID, amount: Money, credit_note_id: UUID) -> None:
+        self.paid -= amount
+
+    class Reopened(SaldoAggregate.Event):
+        """Money was released without a credit note: the invoice is unpaid again by that
+        amount and its reminders resume (rule I3)."""
+
+        payment_id: UUID
+        amount: Money
+        reason: str
+
+    @event(Reopened)
+    def reopen(self, *, payment_id: UUID, amount: Money, reason: str) -> None:
+        self.paid -= amount
+
+    def reminder_due(self, *, today: date, schedule: list[int]) -> int | None:
+        """The number of the reminder due on `today` (the unit's business date, M2), if any:
+        only while unpaid and past due, on the unit's schedule, one per day (rules I2, I4)."""
+        if not is_overdue(status=self.status, due_date=self.due_date, today=today):
+            return None
+        due = next_reminder(due_date=self.due_date, schedule=schedule, sent=self.reminders)
+        if due is None or due > today or (self.reminders and self.reminders[-1] >= today):
+            return None
+        return len(self.reminders) + 1
+
+    def send_reminder(self, *, today: date, schedule: list[int]) -> None:
+        number = self.reminder_due(today=today, schedule=schedule)
+        if number is None:
+            raise DomainRuleViolated(f"invoice {self.number} has no reminder due on {today}")
+        self._remind(number=number, business_date=today, customer_id=self.customer_id)
+
+    class ReminderSent(SaldoAggregate.Event):
+        number: int
+        business_date: date
+        customer_id: str
+
+    @event(ReminderSent)
+    def _remind(self, *, number: int, business_date: date, customer_id: str) -> None:
+        self.reminders.append(business_date)
