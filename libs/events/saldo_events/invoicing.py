@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from typing import Literal
 from uuid import UUID
 
-from pydantic import StrictInt
+from pydantic import Field, StrictInt
 
-from saldo_events.envelope import Amount, Contract, IntegrationEvent, Money
+from saldo_events.envelope import Amount, BankAccount, Contract, CurrencyCode, IntegrationEvent, Money
 
 
 class InvoiceLine(Contract):
@@ -32,3 +33,86 @@ class CreditNoteIssued(IntegrationEvent):
     customer_id: str
     amount: Money
     reason: str
+
+
+# --- The business entity, customers and subscriptions (rules M4, M5, C1, C2) ----------------------
+#
+# Each change to the business entity or a customer is published with the full state, so that a
+# consumer (payouts' debtor account, refunds' agreement status, R4) keeps a snapshot and never
+# has to ask invoicing.
+
+InvoicingMethod = Literal["email", "bs_payment_slip", "print_your_own_slip",
+                          "preliminary_postponed", "manual"]  # rule M5
+
+
+class PostalAddress(Contract):
+    lines: list[str]
+    postal_code: str
+    city: str
+    country: str = Field(description="ISO 3166-1 alpha-2")
+
+
+class Agreement(Contract):
+    """A Betalingsservice mandate, card agreement or MobilePay agreement (rules C1, R4)."""
+
+    reference: str
+    status: Literal["active", "cancelled"]
+    cancelled_at: datetime | None = Field(description="set exactly when the status is cancelled")
+
+
+class SubscriptionPeriod(Contract):
+    """Time-based (N days or months) or issue-based (N issues) (rule C2)."""
+
+    unit: Literal["days", "months", "issues"]
+    length: StrictInt
+
+
+class BusinessEntityUpdated(IntegrationEvent):
+    """The business unit's business entity as it now is, whole (rules M4, M5, B5, I4, M2)."""
+
+    SERVICE = "invoicing"
+    legal_name: str
+    registration_number: str = Field(description="Danish CVR number")
+    postal_address: PostalAddress | None = None
+    bank_account: BankAccount
+    invoicing_method: InvoicingMethod
+    payment_message_prefix: str
+    currency: CurrencyCode
+    time_zone: str = Field(description="IANA time zone of the unit's business dates")
+    reminder_schedule_days: list[StrictInt]
+    fik_creditor_number: str
+
+
+class CustomerUpdated(IntegrationEvent):
+    """A customer as it now is, whole, on registration and every change (rule C1)."""
+
+    SERVICE = "invoicing"
+    customer_id: str
+    name: str
+    email: str
+    postal_address: PostalAddress
+    ean: str | None = None
+    bank_account: BankAccount | None = None
+    betalingsservice_mandate: Agreement | None = None
+    e_invoice_to_online_banking: bool = False
+    card_agreement: Agreement | None = None
+    mobilepay_agreement: Agreement | None = None
+
+
+class SubscriptionStarted(IntegrationEvent):
+    SERVICE = "invoicing"
+    subscription_id: UUID
+    customer_id: str
+    product: str
+    price: Money = Field(description="per period")
+    period: SubscriptionPeriod
+    invoicing_method: InvoicingMethod | None = Field(
+        description="the subscription's own method; null: the business entity's (rule C2)")
+    started_on: date
+
+
+class SubscriptionStopped(IntegrationEvent):
+    SERVICE = "invoicing"
+    subscription_id: UUID
+    customer_id: str
+    stopped_on: date = Field(description="the first day not served (rule C4)")
