@@ -15,10 +15,12 @@ from saldo_invoicing.domain import (
     Terms,
     invoice_status,
     is_overdue,
+    stop_subscription,
 )
+from saldo_invoicing.domain.parties import Subscription
 from saldo_invoicing.domain.fik import is_valid_payment_id
-from saldo_invoicing.domain.reminders import check_schedule, next_reminder
-from saldo_kernel.errors import DomainRuleViolated
+from saldo_invoicing.domain.reminders import next_reminder
+from saldo_kernel.errors import Conflict, DomainRuleViolated
 from saldo_kernel.money import CurrencyMismatch, Money
 
 DUE = date(2026, 12, 1)
@@ -193,8 +195,70 @@ def test_I4_late_reminders_keep_the_schedule_spacing() -> None:
     assert next_reminder(due_date=DUE, schedule=[], sent=[]) is None
 
 
-@pytest.mark.parametrize("schedule", [[0], [7, 7], [14, 7], [-1]])
-def test_I4_a_schedule_is_positive_and_increasing(schedule: list[int]) -> None:
-    with pytest.raises(DomainRuleViolated, match="positive and increasing"):
-        check_schedule(schedule)
-    check_schedule([7, 14, 30])
+def subscription_of(unit: str, length: int, started_on: date = date(2026, 1, 1)) -> Subscription:
+    subscription = Subscription(business_unit="bu", customer_id="cust", product="Ugebladet",
+                                price=dkk(49900), period={"unit": unit, "length": length},
+                                invoicing_method=None, started_on=started_on)
+    return subscription
+
+
+def invoice_period(subscription: Subscription) -> Invoice:
+    period = subscription.next_period(today=date(2026, 1, 1))
+    invoice = issue(InvoiceNumbers(business_unit="bu"), line(subscription.price))
+    subscription.period_invoiced(invoice_id=invoice.id, period=period)
+    return invoice
+
+
+def test_C2_time_based_periods_follow_each_other() -> None:
+    subscription = subscription_of("months", 1, started_on=date(2026, 1, 31))
+    assert subscription.next_period(today=date(2026, 5, 5)) == {"start": date(2026, 1, 31),
+                                                                 "end": date(2026, 2, 28)}
+    invoice_period(subscription)
+    assert subscription.next_period(today=date(2026, 5, 5))["start"] == date(2026, 2, 28)
+    issues = subscription_of("issues", 10)
+    assert issues.next_period(today=date(2026, 5, 5)) == {"start": date(2026, 5, 5), "issues": 10}
+
+
+def test_C4_stopping_mid_period_credits_the_unused_days() -> None:
+    subscription = subscription_of("days", 365)
+    invoice = invoice_period(subscription)
+    credit = stop_subscription(subscription=subscription, invoice=invoice, stop_date=date(2026, 9, 23),
+                               issues_delivered=None, reason="moved abroad", credit_note_id=uuid4())
+    # 100 of 365 days unused: 499.00 × 100/365 = 136.712… → 136.71 DKK, kept 362.29 DKK
+    assert credit == dkk(13671) and invoice.credited == dkk(13671)
+    assert subscription.stopped_on == date(2026, 9, 23)
+    note = next(iter(invoice.credit_notes.values()))
+    assert "100 of 365 days unused" in note.reason
+    with pytest.raises(Conflict, match="already stopped"):
+        subscription.stop(stop_date=date(2026, 10, 1), reason="again")
+
+
+def test_C4_issue_based_periods_credit_the_issues_not_delivered() -> None:
+    subscription = subscription_of("issues", 12)
+    invoice = invoice_period(subscription)
+    credit = stop_subscription(subscription=subscription, invoice=invoice, stop_date=date(2026, 3, 1),
+                               issues_delivered=4, reason="too many magazines", credit_note_id=uuid4())
+    assert credit == dkk(33267)  # 499.00 × 8/12 = 332.666… → 332.67 DKK
+    other = subscription_of("issues", 12)
+    invoice_period(other)
+    with pytest.raises(DomainRuleViolated, match="0 to 12"):
+        other.unused(stop_date=date(2026, 3, 1), issues_delivered=13)
+
+
+@pytest.mark.parametrize("stop_date", [date(2025, 12, 31), date(2027, 1, 2)])
+def test_C4_a_stop_date_outside_the_period_is_refused_and_changes_nothing(stop_date: date) -> None:
+    subscription = subscription_of("days", 365)
+    invoice = invoice_period(subscription)
+    with pytest.raises(DomainRuleViolated, match="outside the period"):
+        stop_subscription(subscription=subscription, invoice=invoice, stop_date=stop_date,
+                          issues_delivered=None, reason="x", credit_note_id=uuid4())
+    assert subscription.stopped_on is None and invoice.credited == dkk(0)
+
+
+def test_C4_I3_the_credit_never_exceeds_what_is_left_to_credit() -> None:
+    subscription = subscription_of("days", 10)
+    invoice = invoice_period(subscription)
+    invoice.issue_credit_note(credit_note_id=uuid4(), amount=dkk(49000), reason="goodwill")
+    credit = stop_subscription(subscription=subscription, invoice=invoice, stop_date=date(2026, 1, 1),
+                               issues_delivered=None, reason="never started", credit_note_id=uuid4())
+    assert credit == dkk(900) and invoice.creditable == dkk(0)

@@ -15,7 +15,11 @@ from eventsourcing.domain import event
 
 from saldo_kernel.aggregate import SaldoAggregate
 from saldo_kernel.errors import DomainRuleViolated
+from saldo_invoicing.domain.channels import resolve_channel
 from saldo_invoicing.domain.fik import fik_reference
+from saldo_invoicing.domain.parties import BusinessEntity, Customer, Subscription
+from saldo_invoicing.domain.parties import InvoicedPeriod as Period
+from saldo_invoicing.domain.proration import unused_share
 from saldo_invoicing.domain.reminders import next_reminder
 from saldo_kernel.money import Money, upcast_amounts
 
@@ -91,14 +95,6 @@ class CreditNote:
     reason: str
 
 
-class Period(TypedDict):
-    """What a subscription invoice covers: dates (time-based, end exclusive) or a number of issues."""
-
-    start: date
-    end: NotRequired[date]
-    issues: NotRequired[int]
-
-
 class BilledParty(TypedDict):
     """A party as printed on the invoice when it was issued: later changes do not rewrite it."""
 
@@ -129,6 +125,34 @@ class Terms:
     seller: Seller
     subscription_id: UUID | None = None
     period: Period | None = None
+
+    @classmethod
+    def of(cls, *, entity: BusinessEntity, customer: Customer, subscription: Subscription | None = None,
+           period: Period | None = None) -> Terms:
+        """The channel resolved now (rule C3) and the parties as they are now (rule M4)."""
+        if customer.business_unit != entity.business_unit or (
+                subscription is not None and subscription.customer_id != customer.customer_id):
+            raise DomainRuleViolated("an invoice's customer and subscription belong together (rule M3)")
+        resolved = resolve_channel(
+            customer=customer.channel_facts, unit_method=entity.invoicing_method,
+            subscription_method=subscription.invoicing_method if subscription else None)
+        c, e = customer.details, entity.details
+        address = e["postal_address"] or {"lines": [], "postal_code": "", "city": "", "country": ""}
+        return cls(
+            channel=resolved.channel, channel_reason=resolved.reason,
+            fik_creditor_number=e["fik_creditor_number"],
+            buyer=BilledParty(name=c["name"], address_lines=c["postal_address"]["lines"],
+                              postal_code=c["postal_address"]["postal_code"],
+                              city=c["postal_address"]["city"], country=c["postal_address"]["country"],
+                              email=c["email"], ean=c["ean"], registration_number=None),
+            seller=Seller(name=e["legal_name"], address_lines=address["lines"],
+                          postal_code=address["postal_code"], city=address["city"],
+                          country=address["country"], email=None, ean=None,
+                          registration_number=e["registration_number"],
+                          bank_account=e["bank_account"],
+                          payment_message_prefix=e["payment_message_prefix"]),
+            subscription_id=subscription.id if subscription else None, period=period,
+        )
 
 
 class Invoice(SaldoAggregate):
@@ -301,3 +325,29 @@ class Invoice(SaldoAggregate):
     @event(ReminderSent)
     def _remind(self, *, number: int, business_date: date, customer_id: str) -> None:
         self.reminders.append(business_date)
+
+
+def stop_subscription(*, subscription: Subscription, invoice: Invoice | None, stop_date: date,
+                      issues_delivered: int | None, reason: str, credit_note_id: UUID) -> Money | None:
+    """Stop the subscription and credit the unused part of its last invoiced period (rule C4).
+
+    The credit is the period's invoice total times unused/of, in integer minor units, rounded
+    once: what is kept and what is credited always add up to the total. Never more than is
+    left to credit (I3); its credit note makes payments release the money (I3), which leaves
+    the customer a balance to refund. None when nothing is credited.
+    """
+    if invoice is None:  # nothing invoiced yet: nothing to credit
+        subscription.stop(stop_date=stop_date, reason=reason)
+        return None
+    if subscription.invoiced[-1].get("invoice_id") != invoice.id:
+        raise DomainRuleViolated("the invoice given is not the subscription's last invoiced period")
+    unused, of = subscription.unused(stop_date=stop_date, issues_delivered=issues_delivered)
+    subscription.stop(stop_date=stop_date, reason=reason)
+    credit = min(unused_share(invoice.total, unused=unused, of=of), invoice.creditable)
+    if not credit.is_positive:
+        return None
+    what = "issues not delivered" if subscription.issue_based else "days unused"
+    invoice.issue_credit_note(credit_note_id=credit_note_id, amount=credit,
+                              reason=f"subscription stopped on {stop_date}: {unused} of {of} {what}"
+                                     f" ({reason})")
+    return credit

@@ -4,15 +4,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from saldo_kernel.errors import DomainRuleViolated
-
-
-def check_schedule(schedule: list[int]) -> None:
-    """A schedule is days after the due date, strictly increasing and positive (e.g. [7, 14])."""
-    if any(days < 1 for days in schedule) or any(b <= a for a, b in zip(schedule, schedule[1:], strict=False)):
-        raise DomainRuleViolated(
-            f"a reminder schedule is days after the due date, positive and increasing, not {schedule}")
-
 
 def next_reminder(*, due_date: date, schedule: list[int], sent: list[date]) -> date | None:
     """The business date from which the next reminder is due, or None when the schedule is done.
