@@ -131,3 +131,57 @@ async def read_models(tmp_path: Path) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
+
+
+# --- Invoicing's parties: a business unit set up, customers registered (rules M4, C1, C2) ---------
+
+
+def set_up_business_unit(app: Any, unit: str = "bu-1", currency: str = "DKK", **overrides: Any) -> Any:
+    """The unit's business entity, as a valid PUT /v1/business-entity would set it up (rule M4);
+    `overrides` replace fields of `saldo_invoicing.domain.parties.EntityDetails`."""
+    from saldo_invoicing.domain.parties import EntityDetails
+
+    details: dict[str, Any] = {
+        "legal_name": "Bladhuset A/S", "registration_number": "13585628", "postal_address": {
+            "lines": ["Bladvej 1"], "postal_code": "8000", "city": "Aarhus C", "country": "DK"},
+        "bank_account": {"iban": "DK5000400440116243", "bic": "DABADKKK"},
+        "invoicing_method": "email", "payment_message_prefix": "Bladhuset", "currency": currency,
+        "time_zone": "Europe/Copenhagen", "reminder_schedule_days": [7, 14],
+        "fik_creditor_number": "85236417", **overrides}
+    with operator(unit):
+        entity, _ = app.put_business_entity(business_unit=unit, details=EntityDetails(**details))
+    return entity
+
+
+def register_customer(app: Any, unit: str = "bu-1", customer_id: str = "alice", **overrides: Any) -> Any:
+    """A customer as a valid PUT /v1/customers/{customer_id} would register it (rule C1);
+    `overrides` replace fields of `saldo_invoicing.domain.parties.CustomerDetails`."""
+    from saldo_invoicing.domain.parties import CustomerDetails
+
+    details: dict[str, Any] = {
+        "name": f"Customer {customer_id}", "email": "alice@example.dk", "postal_address": {
+            "lines": ["Søndergade 1"], "postal_code": "8000", "city": "Aarhus C", "country": "DK"},
+        "ean": None, "bank_account": None, "betalingsservice_mandate": None,
+        "e_invoice_to_online_banking": False, "card_agreement": None, "mobilepay_agreement": None,
+        **overrides}
+    with operator(unit):
+        customer, _ = app.put_customer(business_unit=unit, customer_id=customer_id,
+                                       details=CustomerDetails(**details))
+    return customer
+
+
+def start_subscription(app: Any, unit: str = "bu-1", customer_id: str = "alice", **overrides: Any) -> Any:
+    """A monthly subscription of 149.00 in the unit's currency, with no invoicing method of its
+    own (rule C2); the unit must be set up and the customer registered. `overrides` replace
+    keyword arguments of `InvoicingApplication.start_subscription` (price is Money)."""
+    from datetime import date
+
+    from saldo_kernel.money import Money
+
+    arguments: dict[str, Any] = {
+        "product": "Bladet, monthly", "period": {"unit": "months", "length": 1},
+        "invoicing_method": None, "started_on": date(2026, 11, 1), **overrides}
+    with operator(unit):
+        if "price" not in arguments:
+            arguments["price"] = Money(14900, app.business_entity(business_unit=unit).currency)
+        return app.start_subscription(business_unit=unit, customer_id=customer_id, **arguments)

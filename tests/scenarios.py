@@ -107,3 +107,63 @@ async def _with(saldo: Saldo, service: str, path: str, **expected: Any) -> dict[
     if found and all(found.get(k) == v for k, v in expected.items()):
         return found
     return None
+
+
+# --- Invoicing's parties over HTTP: a business unit set up, customers, subscriptions --------------
+
+
+def business_entity_body(currency: str = "DKK", **overrides: Any) -> dict[str, Any]:
+    """A valid PUT /v1/business-entity body (rules M4, M5); `overrides` replace its fields."""
+    return {
+        "legal_name": "Bladhuset A/S", "registration_number": "13585628",
+        "postal_address": {"lines": ["Bladvej 1"], "postal_code": "8000", "city": "Aarhus C",
+                           "country": "DK"},
+        "bank_account": {"iban": "DK5000400440116243", "bic": "DABADKKK"},
+        "invoicing_method": "email", "payment_message_prefix": "Bladhuset", "currency": currency,
+        "time_zone": "Europe/Copenhagen", "reminder_schedule_days": [7, 14],
+        "fik_creditor_number": "85236417", **overrides}
+
+
+def customer_body(**overrides: Any) -> dict[str, Any]:
+    """A valid PUT /v1/customers/{customer_id} body (rule C1); `overrides` replace its fields."""
+    return {
+        "name": "Anna Hansen", "email": "anna@example.dk",
+        "postal_address": {"lines": ["Søndergade 1"], "postal_code": "8000", "city": "Aarhus C",
+                           "country": "DK"}, **overrides}
+
+
+async def put(saldo: Saldo, service: str, path: str, body: Any, business_unit: str = "bu_a",
+              **headers: str) -> Any:
+    """A PUT (no Idempotency-Key: a PUT says the whole state, so repeating it is harmless)."""
+    return await saldo.client.put(saldo.base_urls[service] + path, json=body,
+                                  headers=saldo.headers(business_unit, **headers))
+
+
+async def set_up_business_unit(saldo: Saldo, unit: str = "bu_a", currency: str = "DKK",
+                               **overrides: Any) -> dict[str, Any]:
+    """PUT a valid business entity for `unit` (rule M4): what subscriptions and invoices need first."""
+    response = await put(saldo, "invoicing", "/v1/business-entity",
+                         business_entity_body(currency, **overrides), unit)
+    assert response.status_code in (200, 201), response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def register_customer(saldo: Saldo, unit: str = "bu_a", customer_id: str = "cust-1",
+                            **overrides: Any) -> dict[str, Any]:
+    """PUT a valid customer under `customer_id` (rule C1); `overrides` replace body fields."""
+    response = await put(saldo, "invoicing", f"/v1/customers/{customer_id}",
+                         customer_body(**overrides), unit)
+    assert response.status_code in (200, 201), response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def start_subscription(saldo: Saldo, unit: str = "bu_a", customer_id: str = "cust-1",
+                             **overrides: Any) -> dict[str, Any]:
+    """POST a monthly subscription of 149.00 DKK with no invoicing method of its own (rule C2);
+    the unit must be set up and the customer registered."""
+    response = await saldo.post("invoicing", "/v1/subscriptions", {
+        "customer_id": customer_id, "product": "Bladet, monthly",
+        "price": {"amount": 14900, "currency": "DKK"}, "period": {"unit": "months", "length": 1},
+        **overrides}, business_unit=unit)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]

@@ -13,6 +13,7 @@ from saldo_events.envelope import CurrencyCode
 from saldo_invoicing import queries
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.domain import InvoiceLine
+from saldo_invoicing.parties_api import router as parties_router
 from saldo_invoicing.queries import CreditNoteOut, InvoiceOut
 from saldo_kernel.errors import NotFound
 from saldo_kernel.money import Money
@@ -23,7 +24,7 @@ from saldo_platform.http.bodies import MinorUnits
 from saldo_platform.http.bodies import RequestBody as Body
 from saldo_platform.http.pages import Page, Pages
 
-router = APIRouter(tags=["invoices"])
+invoices = APIRouter(tags=["invoices"])
 
 
 class LineIn(Body):
@@ -47,7 +48,7 @@ def app(request: Request) -> InvoicingApplication:
     return state(request, "application")  # type: ignore[no-any-return]
 
 
-@router.post("/invoices", status_code=201, response_model=InvoiceOut)
+@invoices.post("/invoices", status_code=201, response_model=InvoiceOut)
 def issue_invoice(body: IssueInvoice, who: Operator, request: Request, response: Response) -> InvoiceOut:
     """Issue an invoice with the business unit's next number (rule I1)."""
     invoice = app(request).issue_invoice(
@@ -61,7 +62,7 @@ def issue_invoice(body: IssueInvoice, who: Operator, request: Request, response:
     return InvoiceOut.of(invoice, paid=Money.zero(invoice.currency), today=today())
 
 
-@router.post("/invoices/{invoice_id}/credit-notes", status_code=201, response_model=CreditNoteOut)
+@invoices.post("/invoices/{invoice_id}/credit-notes", status_code=201, response_model=CreditNoteOut)
 def issue_credit_note(invoice_id: UUID, body: IssueCreditNote, who: Operator, request: Request,
                       response: Response, expected_version: IfMatch) -> CreditNoteOut:
     """Credit part or all of an invoice (rule I3). Its ETag is the invoice's new version."""
@@ -76,14 +77,14 @@ def issue_credit_note(invoice_id: UUID, body: IssueCreditNote, who: Operator, re
     return credit_note
 
 
-@router.get("/invoices/{invoice_id}/credit-notes/{credit_note_id}", response_model=CreditNoteOut)
+@invoices.get("/invoices/{invoice_id}/credit-notes/{credit_note_id}", response_model=CreditNoteOut)
 async def get_credit_note(invoice_id: UUID, credit_note_id: UUID, who: Reader, request: Request,
                           response: Response) -> CreditNoteOut:
     found = await queries.credit_note(state(request, "db"), who.business_unit, invoice_id, credit_note_id)
     return found_or_404(found, response, f"credit note {credit_note_id} of invoice {invoice_id}")
 
 
-@router.get("/invoices/{invoice_id}/credit-notes", response_model=Page[CreditNoteOut])
+@invoices.get("/invoices/{invoice_id}/credit-notes", response_model=Page[CreditNoteOut])
 async def list_credit_notes(invoice_id: UUID, who: Reader, request: Request,
                             paging: Pages) -> Page[CreditNoteOut]:
     """An invoice's credit notes in the order they were issued."""
@@ -93,16 +94,23 @@ async def list_credit_notes(invoice_id: UUID, who: Reader, request: Request,
     return found
 
 
-@router.get("/invoices/{invoice_id}", response_model=InvoiceOut)
+@invoices.get("/invoices/{invoice_id}", response_model=InvoiceOut)
 async def get_invoice(invoice_id: UUID, who: Reader, request: Request, response: Response) -> InvoiceOut:
     found = await queries.invoice(state(request, "db"), who.business_unit, invoice_id, today=today())
     return found_or_404(found, response, f"invoice {invoice_id}")
 
 
-@router.get("/invoices", response_model=Page[InvoiceOut])
+@invoices.get("/invoices", response_model=Page[InvoiceOut])
 async def list_invoices(who: Reader, request: Request, paging: Pages,
                         customer_id: Annotated[str | None, Query(max_length=100)] = None,
                         ) -> Page[InvoiceOut]:
     """The business unit's invoices in the order they were issued (of one customer, if given)."""
     return await queries.invoices(state(request, "db"), who.business_unit, paging,
                                   customer_id=customer_id, today=today())
+
+
+# The service's routes: invoices, and the business entity, customers and subscriptions
+# (parties_api.py), each under its own tags.
+router = APIRouter()
+router.include_router(invoices)
+router.include_router(parties_router)

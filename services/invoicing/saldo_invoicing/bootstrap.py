@@ -3,7 +3,7 @@
 from saldo_invoicing.api import router
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.integration import to_integration
-from saldo_invoicing.projections import InvoicesProjection
+from saldo_invoicing.projections import InvoicesProjection, PartiesProjection
 from saldo_platform.service import ServiceDefinition
 
 
@@ -13,5 +13,6 @@ def definition() -> ServiceDefinition:
         application=InvoicingApplication,
         router=router,
         to_integration=to_integration,
-        projections=[(InvoicesProjection, ["invoicing", "payments"])],
+        projections=[(InvoicesProjection, ["invoicing", "payments"]),
+                     (PartiesProjection, ["invoicing"])],
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from saldo_events import invoicing as contracts
-from saldo_events.envelope import IntegrationEvent, Money
+from saldo_events.envelope import BankAccount, IntegrationEvent, Money
 from saldo_invoicing.domain import Invoice, lines_total
+from saldo_invoicing.domain.parties import Agreement, BusinessEntity, Customer, PostalAddress, Subscription
 from saldo_platform.relay import envelope
 
 
@@ -23,4 +24,37 @@ def to_integration(e: Any) -> IntegrationEvent | None:
             **envelope(e), invoice_id=e.originator_id, credit_note_id=e.credit_note_id,
             customer_id=e.customer_id, amount=Money.of(e.amount), reason=e.reason,
         )
+    if isinstance(e, BusinessEntity.Registered | BusinessEntity.Updated):
+        return contracts.BusinessEntityUpdated(
+            **envelope(e), legal_name=e.legal_name, registration_number=e.registration_number,
+            postal_address=_address(e.postal_address), bank_account=BankAccount(**e.bank_account),
+            invoicing_method=e.invoicing_method, payment_message_prefix=e.payment_message_prefix,
+            currency=e.currency, time_zone=e.time_zone, reminder_schedule_days=e.reminder_schedule_days,
+            fik_creditor_number=e.fik_creditor_number,
+        )
+    if isinstance(e, Customer.Registered | Customer.Updated):
+        return contracts.CustomerUpdated(
+            **envelope(e), customer_id=e.customer_id, name=e.name, email=e.email,
+            postal_address=contracts.PostalAddress(**e.postal_address), ean=e.ean,
+            bank_account=BankAccount(**e.bank_account) if e.bank_account else None,
+            betalingsservice_mandate=_agreement(e.betalingsservice_mandate),
+            e_invoice_to_online_banking=e.e_invoice_to_online_banking,
+            card_agreement=_agreement(e.card_agreement),
+            mobilepay_agreement=_agreement(e.mobilepay_agreement),
+        )
+    if isinstance(e, Subscription.Started):
+        return contracts.SubscriptionStarted(
+            **envelope(e), subscription_id=e.originator_id, customer_id=e.customer_id,
+            product=e.product, price=Money.of(e.price),
+            period=contracts.SubscriptionPeriod(**e.period), invoicing_method=e.invoicing_method,
+            started_on=e.started_on,
+        )
     return None  # the number sequence is private to this service
+
+
+def _address(address: PostalAddress | None) -> contracts.PostalAddress | None:
+    return contracts.PostalAddress(**address) if address else None
+
+
+def _agreement(agreement: Agreement | None) -> contracts.Agreement | None:
+    return contracts.Agreement(**agreement) if agreement else None

@@ -7,14 +7,18 @@ the domain's rules (`invoice_status`, `is_overdue`), applied here to what the re
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from saldo_events.envelope import Amount, Money
+from saldo_events.envelope import Amount, BankAccount, Money
+from saldo_events.invoicing import Agreement, PostalAddress, SubscriptionPeriod
 from saldo_invoicing.domain import Invoice, InvoiceStatus, invoice_status, is_overdue
+from saldo_invoicing.domain.channels import InvoicingMethod
+from saldo_invoicing.domain.parties import BusinessEntity, Customer, Subscription
 from saldo_kernel import money
 from saldo_platform.http.pages import Page, Paging, sortable_time
 from saldo_platform.sql import Database
@@ -140,3 +144,142 @@ async def paid(db: Database, invoice_id: UUID, currency: str) -> money.Money:
     amount = await db.fetchval("SELECT paid FROM invoice_payments WHERE invoice_id = $1",
                                str(invoice_id))
     return money.Money(amount or 0, currency)
+
+
+# --- The business entity, customers and subscriptions (rules M4, M5, C1, C2) ---------------------
+
+
+def _parsed(text: str | None) -> Any:
+    return json.loads(text) if text is not None else None
+
+
+class BusinessEntityOut(BaseModel):
+    """The business unit's business entity (rules M4, M5); its ETag is its version."""
+
+    legal_name: str
+    registration_number: str = Field(description="Danish CVR number")
+    postal_address: PostalAddress | None
+    bank_account: BankAccount
+    invoicing_method: InvoicingMethod
+    payment_message_prefix: str
+    currency: str
+    time_zone: str
+    reminder_schedule_days: list[int]
+    fik_creditor_number: str
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, entity: BusinessEntity) -> BusinessEntityOut:
+        return cls.model_validate({**entity.details, "updated_at": entity.modified_on,
+                                   "version": entity.version})
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> BusinessEntityOut:
+        return cls(**{**row, "postal_address": _parsed(row["postal_address"]),
+                      "bank_account": _parsed(row["bank_account"]),
+                      "reminder_schedule_days": _parsed(row["reminder_schedule_days"])})
+
+
+class CustomerOut(BaseModel):
+    """A customer (rule C1) under the id the operator gave it; its ETag is its version."""
+
+    customer_id: str
+    name: str
+    email: str
+    postal_address: PostalAddress
+    ean: str | None
+    bank_account: BankAccount | None
+    betalingsservice_mandate: Agreement | None
+    e_invoice_to_online_banking: bool
+    card_agreement: Agreement | None
+    mobilepay_agreement: Agreement | None
+    registered_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, customer: Customer) -> CustomerOut:
+        return cls.model_validate({
+            "customer_id": customer.customer_id, **customer.details,
+            "registered_at": customer.created_on, "updated_at": customer.modified_on,
+            "version": customer.version})
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> CustomerOut:
+        return cls(**{**row, **{name: _parsed(row[name]) for name in (
+            "postal_address", "bank_account", "betalingsservice_mandate", "card_agreement",
+            "mobilepay_agreement")}})
+
+
+class SubscriptionOut(BaseModel):
+    """A subscription (rule C2). Without an invoicing method of its own, the business
+    entity's applies (rule C3)."""
+
+    id: UUID
+    customer_id: str
+    product: str
+    price: Money = Field(description="per period")
+    period: SubscriptionPeriod
+    invoicing_method: InvoicingMethod | None
+    started_on: date
+    stopped_on: date | None
+    started_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, subscription: Subscription) -> SubscriptionOut:
+        return cls(id=subscription.id, customer_id=subscription.customer_id,
+                   product=subscription.product, price=Money.of(subscription.price),
+                   period=SubscriptionPeriod(**subscription.period),
+                   invoicing_method=subscription.invoicing_method,
+                   started_on=subscription.started_on, stopped_on=subscription.stopped_on,
+                   started_at=subscription.created_on, version=subscription.version)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> SubscriptionOut:
+        return cls(id=row["subscription_id"], customer_id=row["customer_id"], product=row["product"],
+                   price=Money(amount=row["price"], currency=row["currency"]),
+                   period=SubscriptionPeriod(unit=row["period_unit"], length=row["period_length"]),
+                   invoicing_method=row["invoicing_method"], started_on=row["started_on"],
+                   stopped_on=row["stopped_on"], started_at=row["started_at"], version=row["version"])
+
+
+async def business_entity(db: Database, business_unit: str) -> BusinessEntityOut | None:
+    row = await db.fetchrow("SELECT * FROM business_entities WHERE business_unit = $1", business_unit)
+    return BusinessEntityOut.from_row(row) if row else None
+
+
+async def customer(db: Database, business_unit: str, customer_id: str) -> CustomerOut | None:
+    row = await db.fetchrow("SELECT * FROM customers WHERE business_unit = $1 AND customer_id = $2",
+                            business_unit, customer_id)
+    return CustomerOut.from_row(row) if row else None
+
+
+async def customers(db: Database, business_unit: str, paging: Paging) -> Page[CustomerOut]:
+    """The unit's customers in the order they were registered."""
+    rows = await db.fetch(
+        "SELECT * FROM customers WHERE business_unit = $1 AND (registered_at, customer_id) > ($2, $3)"
+        " ORDER BY registered_at, customer_id LIMIT $4", business_unit, *paging.after, paging.limit + 1)
+    items = [CustomerOut.from_row(r) for r in rows]
+    return Page[CustomerOut].of(items, paging.limit,
+                                key=lambda c: (sortable_time(c.registered_at), c.customer_id))
+
+
+async def subscription(db: Database, business_unit: str, subscription_id: UUID) -> SubscriptionOut | None:
+    row = await db.fetchrow(
+        "SELECT * FROM subscriptions WHERE subscription_id = $1 AND business_unit = $2",
+        str(subscription_id), business_unit)
+    return SubscriptionOut.from_row(row) if row else None
+
+
+async def subscriptions(db: Database, business_unit: str, paging: Paging, *,
+                        customer_id: str | None) -> Page[SubscriptionOut]:
+    """The unit's subscriptions (of one customer, if given), in the order they were started."""
+    rows = await db.fetch(
+        "SELECT * FROM subscriptions WHERE business_unit = $1 AND ($2 = '' OR customer_id = $2)"
+        " AND (started_at, subscription_id) > ($3, $4) ORDER BY started_at, subscription_id LIMIT $5",
+        business_unit, customer_id or "", *paging.after, paging.limit + 1)
+    items = [SubscriptionOut.from_row(r) for r in rows]
+    return Page[SubscriptionOut].of(items, paging.limit,
+                                    key=lambda s: (sortable_time(s.started_at), str(s.id)))
