@@ -17,8 +17,8 @@ from saldo_invoicing.domain import (
     is_overdue,
     stop_subscription,
 )
-from saldo_invoicing.domain.parties import Subscription
 from saldo_invoicing.domain.fik import is_valid_payment_id
+from saldo_invoicing.domain.parties import Subscription
 from saldo_invoicing.domain.reminders import next_reminder
 from saldo_kernel.errors import Conflict, DomainRuleViolated
 from saldo_kernel.money import CurrencyMismatch, Money

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any, Literal, TypedDict
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
-from saldo_kernel.aggregate import SaldoAggregate
-from saldo_kernel.errors import DomainRuleViolated
 from saldo_invoicing.domain.channels import resolve_channel
 from saldo_invoicing.domain.fik import fik_reference
 from saldo_invoicing.domain.parties import BusinessEntity, Customer, Subscription
 from saldo_invoicing.domain.parties import InvoicedPeriod as Period
 from saldo_invoicing.domain.proration import unused_share
 from saldo_invoicing.domain.reminders import next_reminder
+from saldo_kernel.aggregate import SaldoAggregate
+from saldo_kernel.errors import DomainRuleViolated
 from saldo_kernel.money import Money, upcast_amounts
 
 InvoiceStatus = Literal["open", "partially_paid", "paid", "credited"]
@@ -272,9 +272,13 @@ class Invoice(SaldoAggregate):
 
         payment_id: UUID
         amount: Money
+        customer_id: str
+
+    def apply_payment(self, *, payment_id: UUID, amount: Money) -> None:
+        self._applied(payment_id=payment_id, amount=amount, customer_id=self.customer_id)
 
     @event(PaymentApplied)
-    def apply_payment(self, *, payment_id: UUID, amount: Money) -> None:
+    def _applied(self, *, payment_id: UUID, amount: Money, customer_id: str) -> None:
         self.paid += amount
 
     class PaymentReleased(SaldoAggregate.Event):
@@ -284,9 +288,14 @@ class Invoice(SaldoAggregate):
         payment_id: UUID
         amount: Money
         credit_note_id: UUID
+        customer_id: str
+
+    def release_for_credit_note(self, *, payment_id: UUID, amount: Money, credit_note_id: UUID) -> None:
+        self._released(payment_id=payment_id, amount=amount, credit_note_id=credit_note_id,
+                       customer_id=self.customer_id)
 
     @event(PaymentReleased)
-    def release_for_credit_note(self, *, payment_id: UUID, amount: Money, credit_note_id: UUID) -> None:
+    def _released(self, *, payment_id: UUID, amount: Money, credit_note_id: UUID, customer_id: str) -> None:
         self.paid -= amount
 
     class Reopened(SaldoAggregate.Event):
@@ -296,9 +305,13 @@ class Invoice(SaldoAggregate):
         payment_id: UUID
         amount: Money
         reason: str
+        customer_id: str
+
+    def reopen(self, *, payment_id: UUID, amount: Money, reason: str) -> None:
+        self._reopen(payment_id=payment_id, amount=amount, reason=reason, customer_id=self.customer_id)
 
     @event(Reopened)
-    def reopen(self, *, payment_id: UUID, amount: Money, reason: str) -> None:
+    def _reopen(self, *, payment_id: UUID, amount: Money, reason: str, customer_id: str) -> None:
         self.paid -= amount
 
     def reminder_due(self, *, today: date, schedule: list[int]) -> int | None:

@@ -397,6 +397,7 @@ class Subscription(SaldoAggregate):
         self.invoicing_method = invoicing_method
         self.started_on = started_on
         self.stopped_on: date | None = None
+        self.stop_reason: str | None = None
         self.invoiced: list[InvoicedPeriod] = []
 
     @property
@@ -419,10 +420,14 @@ class Subscription(SaldoAggregate):
     class PeriodInvoiced(SaldoAggregate.Event):
         invoice_id: UUID
         period: InvoicedPeriod
+        customer_id: str
+
+    def period_invoiced(self, *, invoice_id: UUID, period: InvoicedPeriod) -> None:
+        self._period_invoiced(invoice_id=invoice_id, period=period, customer_id=self.customer_id)
 
     @event(PeriodInvoiced)
-    def period_invoiced(self, *, invoice_id: UUID, period: InvoicedPeriod) -> None:
-        self.invoiced.append(InvoicedPeriod(invoice_id=invoice_id, **period))  # type: ignore[typeddict-item]
+    def _period_invoiced(self, *, invoice_id: UUID, period: InvoicedPeriod, customer_id: str) -> None:
+        self.invoiced.append(InvoicedPeriod(**period, invoice_id=invoice_id))
 
     def unused(self, *, stop_date: date, issues_delivered: int | None) -> tuple[int, int]:
         """(unused, of) of the last invoiced period when stopping on `stop_date`: days for
@@ -453,3 +458,4 @@ class Subscription(SaldoAggregate):
     @event(Stopped)
     def _stopped(self, *, stopped_on: date, reason: str, customer_id: str) -> None:
         self.stopped_on = stopped_on
+        self.stop_reason = reason
