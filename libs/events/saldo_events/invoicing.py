@@ -16,6 +16,14 @@ class InvoiceLine(Contract):
     amount: Amount
 
 
+class InvoicedPeriod(Contract):
+    """What a subscription invoice covers: dates (end exclusive) or a number of issues."""
+
+    start: date
+    end: date | None = None
+    issues: StrictInt | None = None
+
+
 class InvoiceIssued(IntegrationEvent):
     SERVICE = "invoicing"
     invoice_id: UUID
@@ -24,6 +32,57 @@ class InvoiceIssued(IntegrationEvent):
     total: Money
     due_date: date
     lines: list[InvoiceLine]
+    # Added with channels and FIK (rules C3, I1); optional: earlier invoices have none.
+    channel: str | None = Field(default=None, description="the delivery channel resolved by rule C3")
+    channel_reason: str | None = None
+    payment_reference: str | None = Field(
+        default=None, description="FIK reference +71<15-digit payment id>+<creditor number> (rule I1)")
+    subscription_id: UUID | None = None
+    period: InvoicedPeriod | None = None
+
+
+class InvoicePaymentApplied(IntegrationEvent):
+    """Payments placed money of a payment on the invoice (its PaymentReceived or
+    PaymentAllocated, as the invoice recorded it): the invoice's own account of what is paid."""
+
+    SERVICE = "invoicing"
+    invoice_id: UUID
+    customer_id: str
+    payment_id: UUID
+    amount: Money
+
+
+class InvoicePaymentReleased(IntegrationEvent):
+    """Payments released money for one of the invoice's credit notes; it stays settled (I3)."""
+
+    SERVICE = "invoicing"
+    invoice_id: UUID
+    customer_id: str
+    payment_id: UUID
+    amount: Money
+    credit_note_id: UUID
+
+
+class InvoiceReopened(IntegrationEvent):
+    """Money paid on the invoice was released without a credit note: it is unpaid again by
+    `amount` and its reminders resume (rule I3)."""
+
+    SERVICE = "invoicing"
+    invoice_id: UUID
+    customer_id: str
+    payment_id: UUID
+    amount: Money
+    reason: str
+
+
+class ReminderSent(IntegrationEvent):
+    """An unpaid invoice past its due date was reminded, on the unit's schedule (rule I4)."""
+
+    SERVICE = "invoicing"
+    invoice_id: UUID
+    customer_id: str
+    number: StrictInt = Field(description="1 for the first reminder of this invoice, 2 for the second …")
+    business_date: date
 
 
 class CreditNoteIssued(IntegrationEvent):
@@ -111,8 +170,19 @@ class SubscriptionStarted(IntegrationEvent):
     started_on: date
 
 
+class SubscriptionPeriodInvoiced(IntegrationEvent):
+    """The subscription's next period was invoiced (rules C2, C4; renewals, I5, build on it)."""
+
+    SERVICE = "invoicing"
+    subscription_id: UUID
+    customer_id: str
+    invoice_id: UUID
+    period: InvoicedPeriod
+
+
 class SubscriptionStopped(IntegrationEvent):
     SERVICE = "invoicing"
     subscription_id: UUID
     customer_id: str
     stopped_on: date = Field(description="the first day not served (rule C4)")
+    reason: str | None = None

@@ -53,3 +53,4 @@ class AmountReleased(IntegrationEvent):
     customer_id: str
     amount: Money
     refund_id: UUID | None = None  # added in schema 1, optional: older events have none
+    reason: str | None = None  # the operator's reason for a release without a credit note

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
+from eventsourcing.application import ProcessingEvent
 from eventsourcing.persistence import IntegrityError
 
-from saldo_invoicing.domain import Invoice, InvoiceLine, InvoiceNumbers
+from saldo_invoicing.domain import Invoice, InvoiceLine, InvoiceNumbers, Terms, stop_subscription
 from saldo_invoicing.domain.channels import InvoicingMethod
 from saldo_invoicing.domain.parties import (
     BusinessEntity,
@@ -40,24 +41,6 @@ class InvoicingApplication(EventStoreApplication):
         # instead of colliding and retrying; other processes still meet on the sequence's
         # version (optimistic, and the command runs again on the newer sequence).
         self._numbering = threading.Lock()
-
-    def issue_invoice(self, *, business_unit: str, customer_id: str, lines: list[InvoiceLine],
-                      due_date: date) -> Invoice:
-        with one_at_a_time(self._numbering):
-            for attempt in range(10):
-                numbers = self.get_or_none(InvoiceNumbers.create_id(business_unit))
-                if numbers is None:
-                    numbers = InvoiceNumbers(business_unit=business_unit)
-                invoice = Invoice.issue(numbers=numbers, customer_id=customer_id, lines=lines,
-                                        due_date=due_date)
-                try:
-                    self.save(numbers, invoice)
-                    return invoice
-                except IntegrityError:
-                    # Another invoice took this number at the same moment: take the next one.
-                    if attempt == 9:
-                        raise
-        raise AssertionError("unreachable")
 
     def issue_credit_note(self, *, business_unit: str, invoice_id: UUID, minor_units: int,
                           reason: str, expected_version: int | None = None) -> Invoice:
@@ -133,6 +116,107 @@ class InvoicingApplication(EventStoreApplication):
                                      f"{customer_id} (rule C1)")
         return customer
 
+    # --- invoices: issued to registered customers, for subscriptions' periods (C3, C4, I1) ---
+
+    def issue_invoice(self, *, business_unit: str, customer_id: str, lines: list[InvoiceLine],
+                      due_date: date) -> Invoice:
+        """An invoice of the operator's own lines to a registered customer, in the entity's
+        currency (M4), its channel resolved (C3) and its FIK reference made from its number (I1)."""
+        entity = self.business_entity(business_unit=business_unit)
+        customer = self.customer(business_unit=business_unit, customer_id=customer_id)
+        _check_currency(lines, entity)
+        return self._issue(business_unit, customer_id, lines, due_date,
+                           Terms.of(entity=entity, customer=customer))
+
+    def invoice_subscription(self, *, business_unit: str, subscription_id: UUID, due_date: date) -> Invoice:
+        """Invoice the subscription's next period: one line of its price (rules C2, C3, I1)."""
+        subscription: Subscription = self.get_owned(subscription_id, business_unit, Subscription)
+        entity = self.business_entity(business_unit=business_unit)
+        customer = self.customer(business_unit=business_unit, customer_id=subscription.customer_id)
+        period = subscription.next_period(today=self.today(entity))
+        covers = (f"{period['issues']} issues" if "issues" in period
+                  else f"{period['start']} – {period['end'] - timedelta(days=1)}")
+        lines = [InvoiceLine(description=f"{subscription.product}, {covers}", amount=subscription.price)]
+        return self._issue(business_unit, customer.customer_id, lines, due_date,
+                           Terms.of(entity=entity, customer=customer, subscription=subscription,
+                                    period=period),
+                           subscription=subscription)
+
+    def _issue(self, business_unit: str, customer_id: str, lines: list[InvoiceLine], due_date: date,
+               terms: Terms, subscription: Subscription | None = None) -> Invoice:
+        with one_at_a_time(self._numbering):
+            for attempt in range(10):
+                numbers = self.get_or_none(InvoiceNumbers.create_id(business_unit))
+                if numbers is None:
+                    numbers = InvoiceNumbers(business_unit=business_unit)
+                invoice = Invoice.issue(numbers=numbers, customer_id=customer_id, lines=lines,
+                                        due_date=due_date, terms=terms)
+                if subscription is not None and terms.period is not None:
+                    subscription.period_invoiced(invoice_id=invoice.id, period=terms.period)
+                try:
+                    self.save(numbers, invoice, *([subscription] if subscription else []))
+                    return invoice
+                except IntegrityError:
+                    # Another invoice took this number at the same moment: take the next one.
+                    if attempt == 9:
+                        raise
+                    if subscription is not None:  # it recorded the period: start from what is saved
+                        subscription = self.get_owned(subscription.id, business_unit, Subscription)
+        raise AssertionError("unreachable")
+
+    def stop_subscription(self, *, business_unit: str, subscription_id: UUID, stop_date: date,
+                          issues_delivered: int | None, reason: str) -> tuple[Subscription, Invoice | None]:
+        """Stop it; the unused part of its last invoiced period is credited (rule C4), which
+        makes payments release that money for a refund (I3). Returns the credited invoice."""
+        subscription: Subscription = self.get_owned(subscription_id, business_unit, Subscription)
+        last = subscription.invoiced[-1]["invoice_id"] if subscription.invoiced else None
+        invoice: Invoice | None = self.get_owned(last, business_unit, Invoice) if last else None
+        credit = stop_subscription(subscription=subscription, invoice=invoice, stop_date=stop_date,
+                                   issues_delivered=issues_delivered, reason=reason,
+                                   credit_note_id=uuid4())
+        self.save(subscription, *([invoice] if invoice is not None and credit else []))
+        return subscription, invoice if credit else None
+
+    # --- reminders (rule I4) ---
+
+    def send_reminder(self, *, business_unit: str, invoice_id: UUID, today: date) -> bool:
+        """Record the reminder due on the unit's business date `today`; False if none is due
+        (paid, credited, not yet, or already sent today)."""
+        entity = self.business_entity(business_unit=business_unit)
+        invoice: Invoice = self.get_owned(invoice_id, business_unit, Invoice)
+        if invoice.reminder_due(today=today, schedule=entity.reminder_schedule_days) is None:
+            return False
+        invoice.send_reminder(today=today, schedule=entity.reminder_schedule_days)
+        self.save(invoice)
+        return True
+
+    def today(self, entity: BusinessEntity) -> date:
+        """The business unit's business date now, in its own time zone (rule M2)."""
+        return businessdates.today(ZoneInfo(entity.time_zone))
+
+    def unit_today(self, business_unit: str) -> date:
+        entity: BusinessEntity | None = self.get_or_none(BusinessEntity.create_id(business_unit))
+        return self.today(entity) if entity else businessdates.today()
+
+    # --- reactions to payments' events (policies.py) ---
+
+    def apply_payment(self, processing_event: ProcessingEvent[UUID], *, business_unit: str,
+                      invoice_id: UUID, payment_id: UUID, amount: Money) -> None:
+        invoice: Invoice = self.get_owned(invoice_id, business_unit, Invoice)
+        invoice.apply_payment(payment_id=payment_id, amount=amount)
+        processing_event.collect_events(invoice)
+
+    def release(self, processing_event: ProcessingEvent[UUID], *, business_unit: str, invoice_id: UUID,
+                payment_id: UUID, amount: Money, credit_note_id: UUID | None, reason: str) -> None:
+        """A release for one of its credit notes keeps the invoice settled; any other reopens it (I3)."""
+        invoice: Invoice = self.get_owned(invoice_id, business_unit, Invoice)
+        if credit_note_id is not None:
+            invoice.release_for_credit_note(payment_id=payment_id, amount=amount,
+                                            credit_note_id=credit_note_id)
+        else:
+            invoice.reopen(payment_id=payment_id, amount=amount, reason=reason)
+        processing_event.collect_events(invoice)
+
 
 def _check_version(aggregate: SaldoAggregate | None, expected_version: int | None, what: str) -> None:
     """If-Match: the version the client last read must still be the current one."""
@@ -142,3 +226,10 @@ def _check_version(aggregate: SaldoAggregate | None, expected_version: int | Non
         raise PreconditionFailed(f"{what} does not exist yet; If-Match {expected_version} cannot match")
     if aggregate.version != expected_version:
         raise PreconditionFailed(f"{what} is at version {aggregate.version}, not {expected_version}")
+
+
+def _check_currency(lines: list[InvoiceLine], entity: BusinessEntity) -> None:
+    for line in lines:
+        if line["amount"].currency != entity.currency:
+            raise DomainRuleViolated(f"currency: invoices of this business unit are in {entity.currency}, "
+                                     f"not {line['amount'].currency} (rule M4)")

@@ -3,6 +3,7 @@
 from saldo_invoicing.api import router
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.integration import to_integration
+from saldo_invoicing.policies import FollowPayments
 from saldo_invoicing.projections import InvoicesProjection, PartiesProjection
 from saldo_platform.service import ServiceDefinition
 
@@ -13,6 +14,6 @@ def definition() -> ServiceDefinition:
         application=InvoicingApplication,
         router=router,
         to_integration=to_integration,
-        projections=[(InvoicesProjection, ["invoicing", "payments"]),
-                     (PartiesProjection, ["invoicing"])],
+        projections=[(InvoicesProjection, ["invoicing"]), (PartiesProjection, ["invoicing"])],
+        policies=[(FollowPayments, ["payments"])],
     )

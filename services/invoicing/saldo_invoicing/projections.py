@@ -1,18 +1,21 @@
-"""The invoices read model: what the operators' invoice overview shows (rules I2, I3).
+"""The invoices read model: what the operators' invoice overview shows (rules I2, I3, I4).
 
-Invoices come from this service's topic and money from the payments topic, with no order
-between the two: a payment may be read before its invoice. So what is paid is kept apart,
-added up per invoice, and joined when read (queries.py, which also derives the status).
+Everything comes from this service's own topic: what is paid too, as each invoice recorded
+payments' allocations and releases (policies.py). What is paid is kept in its own table and
+joined when read (queries.py, which also derives the status).
 """
 
 from __future__ import annotations
 
 import json
+from uuid import UUID
 
 from pydantic import BaseModel
 
-from saldo_events import invoicing, payments
+from saldo_events import invoicing
 from saldo_events.envelope import BankAccount, IntegrationEvent
+from saldo_invoicing.domain import invoice_status
+from saldo_kernel.money import Money
 from saldo_platform.http.pages import sortable_time
 from saldo_platform.projection import Projection
 from saldo_platform.sql import Executor
@@ -25,7 +28,13 @@ class InvoicesProjection(Projection):
             invoice_id TEXT PRIMARY KEY, business_unit TEXT NOT NULL, number BIGINT NOT NULL,
             customer_id TEXT NOT NULL, currency TEXT NOT NULL, total BIGINT NOT NULL,
             credited BIGINT NOT NULL, due_date TEXT NOT NULL, issued_at TEXT NOT NULL,
-            version BIGINT NOT NULL)""",
+            version BIGINT NOT NULL, channel TEXT, channel_reason TEXT, payment_reference TEXT,
+            subscription_id TEXT, reminders BIGINT NOT NULL DEFAULT 0, last_reminder_on TEXT,
+            status TEXT NOT NULL DEFAULT 'open')""",
+        "reminders": """(
+            invoice_id TEXT NOT NULL, number BIGINT NOT NULL, business_unit TEXT NOT NULL,
+            customer_id TEXT NOT NULL, business_date TEXT NOT NULL, sent_at TEXT NOT NULL,
+            PRIMARY KEY (invoice_id, number))""",
         "invoice_payments": """(
             invoice_id TEXT PRIMARY KEY, paid BIGINT NOT NULL)""",
         "credit_notes": """(
@@ -38,17 +47,22 @@ class InvoicesProjection(Projection):
         if isinstance(event, invoicing.InvoiceIssued):
             await tx.execute(self.sql(
                 "INSERT INTO {invoices} (invoice_id, business_unit, number, customer_id, currency,"
-                " total, credited, due_date, issued_at, version)"
-                " VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9) ON CONFLICT DO NOTHING"),
+                " total, credited, due_date, issued_at, version, channel, channel_reason,"
+                " payment_reference, subscription_id)"
+                " VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10, $11, $12, $13)"
+                " ON CONFLICT DO NOTHING"),
                 str(event.invoice_id), event.business_unit, event.number, event.customer_id,
                 event.total.currency, event.total.amount, event.due_date.isoformat(),
-                sortable_time(event.occurred_at), event.aggregate_version,
+                sortable_time(event.occurred_at), event.aggregate_version, event.channel,
+                event.channel_reason, event.payment_reference,
+                str(event.subscription_id) if event.subscription_id else None,
             )
         elif isinstance(event, invoicing.CreditNoteIssued):
             await tx.execute(self.sql(
                 "UPDATE {invoices} SET credited = credited + $2, version = $3 WHERE invoice_id = $1"),
                 str(event.invoice_id), event.amount.amount, event.aggregate_version,
             )
+            await self._status(tx, event.invoice_id)
             await tx.execute(self.sql(
                 "INSERT INTO {credit_notes} (credit_note_id, invoice_id, business_unit, customer_id,"
                 " amount, currency, reason, issued_at, version)"
@@ -57,20 +71,49 @@ class InvoicesProjection(Projection):
                 event.customer_id, event.amount.amount, event.amount.currency, event.reason,
                 sortable_time(event.occurred_at), event.aggregate_version,
             )
-        elif isinstance(event, payments.PaymentReceived):
-            for allocation in event.allocations:
-                await self._paid(tx, str(allocation.invoice_id), allocation.amount)
-        elif isinstance(event, payments.PaymentAllocated):
-            await self._paid(tx, str(event.invoice_id), event.amount.amount)
-        elif isinstance(event, payments.AmountReleased):
-            await self._paid(tx, str(event.invoice_id), -event.amount.amount)
+        elif isinstance(event, invoicing.ReminderSent):
+            inserted = await tx.fetchval(self.sql(
+                "INSERT INTO {reminders} (invoice_id, number, business_unit, customer_id,"
+                " business_date, sent_at) VALUES ($1, $2, $3, $4, $5, $6)"
+                " ON CONFLICT DO NOTHING RETURNING number"),
+                str(event.invoice_id), event.number, event.business_unit, event.customer_id,
+                event.business_date.isoformat(), sortable_time(event.occurred_at))
+            if inserted is not None:
+                await tx.execute(self.sql(
+                    "UPDATE {invoices} SET reminders = reminders + 1, last_reminder_on = $2,"
+                    " version = $3 WHERE invoice_id = $1"),
+                    str(event.invoice_id), event.business_date.isoformat(), event.aggregate_version)
+        elif isinstance(event, invoicing.InvoicePaymentApplied):
+            await self._paid(tx, event, event.amount.amount)
+        elif isinstance(event, invoicing.InvoicePaymentReleased | invoicing.InvoiceReopened):
+            await self._paid(tx, event, -event.amount.amount)
 
-    async def _paid(self, tx: Executor, invoice_id: str, amount: int) -> None:
+    async def _paid(self, tx: Executor, event: invoicing.InvoicePaymentApplied
+                    | invoicing.InvoicePaymentReleased | invoicing.InvoiceReopened, amount: int) -> None:
+        """What is paid, as the invoice itself recorded payments' allocations and releases
+        (policies.py): its own events, in its own order, move its version with them."""
         await tx.execute(self.sql(
             "INSERT INTO {invoice_payments} (invoice_id, paid) VALUES ($1, $2)"
             " ON CONFLICT (invoice_id) DO UPDATE SET paid = {invoice_payments}.paid + excluded.paid"),
-            invoice_id, amount,
+            str(event.invoice_id), amount,
         )
+        await tx.execute(self.sql("UPDATE {invoices} SET version = $2 WHERE invoice_id = $1"),
+                         str(event.invoice_id), event.aggregate_version)
+        await self._status(tx, event.invoice_id)
+
+    async def _status(self, tx: Executor, invoice_id: UUID) -> None:
+        """The status column, by the domain's rule (I2), so lists can filter on it."""
+        row = await tx.fetchrow(self.sql(
+            "SELECT i.currency, i.total, i.credited, coalesce(p.paid, 0) AS paid FROM {invoices} i"
+            " LEFT JOIN {invoice_payments} p ON p.invoice_id = i.invoice_id WHERE i.invoice_id = $1"),
+            str(invoice_id))
+        if row is not None:
+            currency = row["currency"]
+            status = invoice_status(total=Money(row["total"], currency),
+                                    credited=Money(row["credited"], currency),
+                                    paid=Money(row["paid"], currency))
+            await tx.execute(self.sql("UPDATE {invoices} SET status = $2 WHERE invoice_id = $1"),
+                             str(invoice_id), status)
 
 
 ENTITY_COLUMNS = ("legal_name", "registration_number", "postal_address", "bank_account",
@@ -114,7 +157,11 @@ class PartiesProjection(Projection):
             customer_id TEXT NOT NULL, product TEXT NOT NULL, price BIGINT NOT NULL,
             currency TEXT NOT NULL, period_unit TEXT NOT NULL, period_length BIGINT NOT NULL,
             invoicing_method TEXT, started_on TEXT NOT NULL, stopped_on TEXT,
-            started_at TEXT NOT NULL, version BIGINT NOT NULL)""",
+            started_at TEXT NOT NULL, version BIGINT NOT NULL, stop_reason TEXT)""",
+        "subscription_periods": """(
+            subscription_id TEXT NOT NULL, invoice_id TEXT NOT NULL, business_unit TEXT NOT NULL,
+            period_start TEXT NOT NULL, period_end TEXT, issues BIGINT,
+            PRIMARY KEY (subscription_id, invoice_id))""",
     }
 
     async def project(self, tx: Executor, event: IntegrationEvent) -> None:
@@ -148,11 +195,23 @@ class PartiesProjection(Projection):
                 event.invoicing_method, event.started_on.isoformat(),
                 sortable_time(event.occurred_at), event.aggregate_version,
             )
+        elif isinstance(event, invoicing.SubscriptionPeriodInvoiced):
+            await tx.execute(self.sql(
+                "INSERT INTO {subscription_periods} (subscription_id, invoice_id, business_unit,"
+                " period_start, period_end, issues) VALUES ($1, $2, $3, $4, $5, $6)"
+                " ON CONFLICT DO NOTHING"),
+                str(event.subscription_id), str(event.invoice_id), event.business_unit,
+                event.period.start.isoformat(),
+                event.period.end.isoformat() if event.period.end else None, event.period.issues)
+            await tx.execute(self.sql(
+                "UPDATE {subscriptions} SET version = $2 WHERE subscription_id = $1 AND version < $2"),
+                str(event.subscription_id), event.aggregate_version)
         elif isinstance(event, invoicing.SubscriptionStopped):
             await tx.execute(self.sql(
-                "UPDATE {subscriptions} SET stopped_on = $2, version = $3"
+                "UPDATE {subscriptions} SET stopped_on = $2, stop_reason = $4, version = $3"
                 " WHERE subscription_id = $1 AND version < $3"),
                 str(event.subscription_id), event.stopped_on.isoformat(), event.aggregate_version,
+                event.reason,
             )
 
 

@@ -11,6 +11,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
@@ -20,6 +21,7 @@ from saldo_invoicing.domain import Invoice, InvoiceStatus, invoice_status, is_ov
 from saldo_invoicing.domain.channels import InvoicingMethod
 from saldo_invoicing.domain.parties import BusinessEntity, Customer, Subscription
 from saldo_kernel import money
+from saldo_platform import businessdates
 from saldo_platform.http.pages import Page, Paging, sortable_time
 from saldo_platform.sql import Database
 
@@ -42,17 +44,26 @@ class InvoiceOut(BaseModel):
     due_date: date
     issued_at: datetime
     version: int
+    channel: str | None = Field(description="how it is delivered, resolved by rule C3")
+    channel_reason: str | None = Field(description="why that channel (rule C3)")
+    payment_reference: str | None = Field(
+        description="FIK +71<15-digit payment id>+<creditor number> (rule I1)")
+    subscription_id: UUID | None
+    reminders: int = Field(description="reminders sent so far (rule I4)")
+    last_reminder_on: date | None
 
     @classmethod
-    def of(cls, invoice: Invoice, *, paid: money.Money, today: date) -> InvoiceOut:
-        """`paid` is what payments reported (the read model); nothing for a new invoice."""
-        status = invoice.status(paid=paid)
+    def of(cls, invoice: Invoice, *, today: date) -> InvoiceOut:
+        status = invoice.status
         return cls(id=invoice.id, number=invoice.number, customer_id=invoice.customer_id,
                    total=Money.of(invoice.total), credited=invoice.credited.minor_units,
-                   paid=paid.minor_units, status=status,
+                   paid=invoice.paid.minor_units, status=status,
                    overdue=is_overdue(status=status, due_date=invoice.due_date, today=today),
                    due_date=invoice.due_date, issued_at=invoice.created_on,
-                   version=invoice.version)
+                   version=invoice.version, channel=invoice.channel,
+                   channel_reason=invoice.channel_reason, payment_reference=invoice.payment_reference,
+                   subscription_id=invoice.subscription_id, reminders=len(invoice.reminders),
+                   last_reminder_on=invoice.reminders[-1] if invoice.reminders else None)
 
     @classmethod
     def from_row(cls, row: dict[str, Any], *, today: date) -> InvoiceOut:
@@ -65,7 +76,10 @@ class InvoiceOut(BaseModel):
                    total=Money(amount=row["total"], currency=currency), credited=row["credited"],
                    paid=row["paid"], status=status,
                    overdue=is_overdue(status=status, due_date=due_date, today=today),
-                   due_date=due_date, issued_at=row["issued_at"], version=row["version"])
+                   due_date=due_date, issued_at=row["issued_at"], version=row["version"],
+                   channel=row["channel"], channel_reason=row["channel_reason"],
+                   payment_reference=row["payment_reference"], subscription_id=row["subscription_id"],
+                   reminders=row["reminders"], last_reminder_on=row["last_reminder_on"])
 
 
 class CreditNoteOut(BaseModel):
@@ -128,14 +142,26 @@ async def invoice(db: Database, business_unit: str, invoice_id: UUID, *, today: 
 
 
 async def invoices(db: Database, business_unit: str, paging: Paging, *, customer_id: str | None,
-                   today: date) -> Page[InvoiceOut]:
-    """The unit's invoices (of one customer, if given), in the order they were issued."""
+                   status: InvoiceStatus | None, overdue: bool | None, today: date) -> Page[InvoiceOut]:
+    """The unit's invoices in the order they were issued: of one customer, in one status (I2),
+    overdue or not (past due and unsettled on the unit's business date `today`), if given."""
+    unsettled = "i.status IN ('open', 'partially_paid') AND i.due_date < $6"
     rows = await db.fetch(
         INVOICES_WITH_PAID + " WHERE i.business_unit = $1 AND ($2 = '' OR i.customer_id = $2)"
+        " AND ($7 = '' OR i.status = $7)"
+        f" AND ($8 = '' OR ($8 = 'yes') = ({unsettled}))"
         " AND (i.issued_at, i.invoice_id) > ($3, $4) ORDER BY i.issued_at, i.invoice_id LIMIT $5",
-        business_unit, customer_id or "", *paging.after, paging.limit + 1)
+        business_unit, customer_id or "", *paging.after, paging.limit + 1, today.isoformat(),
+        status or "", "" if overdue is None else "yes" if overdue else "no")
     items = [InvoiceOut.from_row(r, today=today) for r in rows]
     return Page[InvoiceOut].of(items, paging.limit, key=lambda i: (sortable_time(i.issued_at), str(i.id)))
+
+
+async def unit_today(db: Database, business_unit: str) -> date:
+    """The unit's business date now, in its time zone (rule M2; the default until it has one)."""
+    zone = await db.fetchval("SELECT time_zone FROM business_entities WHERE business_unit = $1",
+                             business_unit)
+    return businessdates.today(ZoneInfo(zone)) if zone else businessdates.today()
 
 
 async def paid(db: Database, invoice_id: UUID, currency: str) -> money.Money:
@@ -212,6 +238,13 @@ class CustomerOut(BaseModel):
             "mobilepay_agreement")}})
 
 
+class InvoicedPeriodOut(BaseModel):
+    invoice_id: UUID
+    start: date
+    end: date | None = Field(description="exclusive: the first day of the next period")
+    issues: int | None
+
+
 class SubscriptionOut(BaseModel):
     """A subscription (rule C2). Without an invoicing method of its own, the business
     entity's applies (rule C3)."""
@@ -224,8 +257,11 @@ class SubscriptionOut(BaseModel):
     invoicing_method: InvoicingMethod | None
     started_on: date
     stopped_on: date | None
+    stop_reason: str | None = None
     started_at: datetime
     version: int
+    invoiced_periods: list[InvoicedPeriodOut] = Field(
+        default=[], description="what each of its invoices covers, oldest first (rules C2, C4)")
 
     @classmethod
     def of(cls, subscription: Subscription) -> SubscriptionOut:
@@ -234,7 +270,11 @@ class SubscriptionOut(BaseModel):
                    period=SubscriptionPeriod(**subscription.period),
                    invoicing_method=subscription.invoicing_method,
                    started_on=subscription.started_on, stopped_on=subscription.stopped_on,
-                   started_at=subscription.created_on, version=subscription.version)
+                   stop_reason=subscription.stop_reason, started_at=subscription.created_on,
+                   version=subscription.version,
+                   invoiced_periods=[InvoicedPeriodOut(invoice_id=p["invoice_id"], start=p["start"],
+                                                       end=p.get("end"), issues=p.get("issues"))
+                                     for p in subscription.invoiced])
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> SubscriptionOut:
@@ -242,7 +282,8 @@ class SubscriptionOut(BaseModel):
                    price=Money(amount=row["price"], currency=row["currency"]),
                    period=SubscriptionPeriod(unit=row["period_unit"], length=row["period_length"]),
                    invoicing_method=row["invoicing_method"], started_on=row["started_on"],
-                   stopped_on=row["stopped_on"], started_at=row["started_at"], version=row["version"])
+                   stopped_on=row["stopped_on"], stop_reason=row["stop_reason"],
+                   started_at=row["started_at"], version=row["version"])
 
 
 async def business_entity(db: Database, business_unit: str) -> BusinessEntityOut | None:
@@ -270,7 +311,16 @@ async def subscription(db: Database, business_unit: str, subscription_id: UUID) 
     row = await db.fetchrow(
         "SELECT * FROM subscriptions WHERE subscription_id = $1 AND business_unit = $2",
         str(subscription_id), business_unit)
-    return SubscriptionOut.from_row(row) if row else None
+    return (await _with_periods(db, SubscriptionOut.from_row(row))) if row else None
+
+
+async def _with_periods(db: Database, subscription: SubscriptionOut) -> SubscriptionOut:
+    rows = await db.fetch("SELECT * FROM subscription_periods WHERE subscription_id = $1"
+                          " ORDER BY period_start, invoice_id", str(subscription.id))
+    subscription.invoiced_periods = [
+        InvoicedPeriodOut(invoice_id=r["invoice_id"], start=r["period_start"], end=r["period_end"],
+                          issues=r["issues"]) for r in rows]
+    return subscription
 
 
 async def subscriptions(db: Database, business_unit: str, paging: Paging, *,
@@ -280,6 +330,6 @@ async def subscriptions(db: Database, business_unit: str, paging: Paging, *,
         "SELECT * FROM subscriptions WHERE business_unit = $1 AND ($2 = '' OR customer_id = $2)"
         " AND (started_at, subscription_id) > ($3, $4) ORDER BY started_at, subscription_id LIMIT $5",
         business_unit, customer_id or "", *paging.after, paging.limit + 1)
-    items = [SubscriptionOut.from_row(r) for r in rows]
+    items = [await _with_periods(db, SubscriptionOut.from_row(r)) for r in rows]
     return Page[SubscriptionOut].of(items, paging.limit,
                                     key=lambda s: (sortable_time(s.started_at), str(s.id)))

@@ -1,4 +1,8 @@
-"""Invoices, their numbers and credit notes. No I/O here."""
+"""Invoices, their numbers, credit notes, payments applied, releases and reminders. No I/O here.
+
+The business entity, customers and subscriptions are in `parties`; channel resolution (C3),
+FIK references (I1) and proration (C4) are pure functions in their own modules.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
+from saldo_invoicing.domain.channels import resolve_channel
+from saldo_invoicing.domain.fik import fik_reference
+from saldo_invoicing.domain.parties import BusinessEntity, Customer, Subscription
+from saldo_invoicing.domain.parties import InvoicedPeriod as Period
+from saldo_invoicing.domain.proration import unused_share
+from saldo_invoicing.domain.reminders import next_reminder
 from saldo_kernel.aggregate import SaldoAggregate
 from saldo_kernel.errors import DomainRuleViolated
 from saldo_kernel.money import Money, upcast_amounts
@@ -85,13 +95,74 @@ class CreditNote:
     reason: str
 
 
+class BilledParty(TypedDict):
+    """A party as printed on the invoice when it was issued: later changes do not rewrite it."""
+
+    name: str
+    address_lines: list[str]
+    postal_code: str
+    city: str
+    country: str
+    email: str | None
+    ean: str | None
+    registration_number: str | None
+
+
+class Seller(BilledParty):
+    bank_account: dict[str, str] | None
+    payment_message_prefix: str
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Everything an invoice is issued with besides its lines: decided by the application from
+    the business entity, the customer and the subscription (rules C3, I1)."""
+
+    channel: str
+    channel_reason: str
+    fik_creditor_number: str
+    buyer: BilledParty
+    seller: Seller
+    subscription_id: UUID | None = None
+    period: Period | None = None
+
+    @classmethod
+    def of(cls, *, entity: BusinessEntity, customer: Customer, subscription: Subscription | None = None,
+           period: Period | None = None) -> Terms:
+        """The channel resolved now (rule C3) and the parties as they are now (rule M4)."""
+        if customer.business_unit != entity.business_unit or (
+                subscription is not None and subscription.customer_id != customer.customer_id):
+            raise DomainRuleViolated("an invoice's customer and subscription belong together (rule M3)")
+        resolved = resolve_channel(
+            customer=customer.channel_facts, unit_method=entity.invoicing_method,
+            subscription_method=subscription.invoicing_method if subscription else None)
+        c, e = customer.details, entity.details
+        address = e["postal_address"] or {"lines": [], "postal_code": "", "city": "", "country": ""}
+        return cls(
+            channel=resolved.channel, channel_reason=resolved.reason,
+            fik_creditor_number=e["fik_creditor_number"],
+            buyer=BilledParty(name=c["name"], address_lines=c["postal_address"]["lines"],
+                              postal_code=c["postal_address"]["postal_code"],
+                              city=c["postal_address"]["city"], country=c["postal_address"]["country"],
+                              email=c["email"], ean=c["ean"], registration_number=None),
+            seller=Seller(name=e["legal_name"], address_lines=address["lines"],
+                          postal_code=address["postal_code"], city=address["city"],
+                          country=address["country"], email=None, ean=None,
+                          registration_number=e["registration_number"],
+                          bank_account=e["bank_account"],
+                          payment_message_prefix=e["payment_message_prefix"]),
+            subscription_id=subscription.id if subscription else None, period=period,
+        )
+
+
 class Invoice(SaldoAggregate):
     """An invoice to one customer: numbered lines in one currency, due on a business date (I1)."""
 
     @classmethod
     def issue(cls, *, numbers: InvoiceNumbers, customer_id: str, lines: list[InvoiceLine],
-              due_date: date) -> Invoice:
-        """Takes the unit's next number (rule I1) for lines that add up to a positive total.
+              due_date: date, terms: Terms) -> Invoice:
+        """Takes the unit's next number (rule I1) for lines that add up to a positive total, and
+        the FIK payment reference made from that number.
 
         The caller saves `numbers` together with the invoice, so a number is never lost.
         """
@@ -99,16 +170,28 @@ class Invoice(SaldoAggregate):
         if not total.is_positive:
             raise DomainRuleViolated(f"an invoice's total must be positive, not {total}")
         numbers.take()
-        invoice: Invoice = cls(business_unit=numbers.business_unit, number=numbers.last,
-                               customer_id=customer_id, lines=lines, due_date=due_date)
+        invoice: Invoice = cls(
+            business_unit=numbers.business_unit, number=numbers.last, customer_id=customer_id,
+            lines=lines, due_date=due_date, channel=terms.channel, channel_reason=terms.channel_reason,
+            payment_reference=fik_reference(numbers.last, terms.fik_creditor_number),
+            subscription_id=terms.subscription_id, period=terms.period, buyer=terms.buyer,
+            seller=terms.seller,
+        )
         return invoice
 
     class Issued(SaldoAggregate.Created):
-        class_version = 2
+        class_version = 3
         number: int
         customer_id: str
         lines: list[InvoiceLine]
         due_date: date
+        channel: str
+        channel_reason: str
+        payment_reference: str | None
+        subscription_id: UUID | None
+        period: Period | None
+        buyer: BilledParty | None
+        seller: Seller | None
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -117,17 +200,35 @@ class Invoice(SaldoAggregate):
             state["lines"] = [{**line, "amount": Money(line["amount"], currency)}
                               for line in state["lines"]]
 
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            # Invoices issued before channels, FIK references and customers existed.
+            state.update(channel="unresolved", channel_reason="issued before channels were resolved",
+                         payment_reference=None, subscription_id=None, period=None, buyer=None,
+                         seller=None)
+
     @event(Issued)
     def __init__(self, *, business_unit: str, number: int, customer_id: str,
-                 lines: list[InvoiceLine], due_date: date) -> None:
+                 lines: list[InvoiceLine], due_date: date, channel: str, channel_reason: str,
+                 payment_reference: str | None, subscription_id: UUID | None, period: Period | None,
+                 buyer: BilledParty | None, seller: Seller | None) -> None:
         self.business_unit = business_unit
         self.number = number
         self.customer_id = customer_id
         self.lines = lines
         self.due_date = due_date
+        self.channel = channel
+        self.channel_reason = channel_reason
+        self.payment_reference = payment_reference
+        self.subscription_id = subscription_id
+        self.period = period
+        self.buyer = buyer
+        self.seller = seller
         self.total = lines_total(lines)
         self.credited = Money.zero(self.total.currency)
+        self.paid = Money.zero(self.total.currency)
         self.credit_notes: dict[UUID, CreditNote] = {}
+        self.reminders: list[date] = []
 
     @property
     def currency(self) -> str:
@@ -138,8 +239,10 @@ class Invoice(SaldoAggregate):
         """What is left to credit: the total minus every credit note so far (rule I3)."""
         return self.total - self.credited
 
-    def status(self, *, paid: Money) -> InvoiceStatus:
-        return invoice_status(total=self.total, credited=self.credited, paid=paid)
+    @property
+    def status(self) -> InvoiceStatus:
+        """From what payments reported paid (PaymentApplied, less releases) and credited (I2)."""
+        return invoice_status(total=self.total, credited=self.credited, paid=self.paid)
 
     def issue_credit_note(self, *, credit_note_id: UUID, amount: Money, reason: str) -> None:
         """Credit part or all of the invoice; never more than is left to credit (rule I3)."""
@@ -163,3 +266,101 @@ class Invoice(SaldoAggregate):
     def _credit(self, *, credit_note_id: UUID, amount: Money, customer_id: str, reason: str) -> None:
         self.credited += amount
         self.credit_notes[credit_note_id] = CreditNote(amount=amount, reason=reason)
+
+    class PaymentApplied(SaldoAggregate.Event):
+        """Payments allocated money of one payment to this invoice (PaymentReceived/Allocated)."""
+
+        payment_id: UUID
+        amount: Money
+        customer_id: str
+
+    def apply_payment(self, *, payment_id: UUID, amount: Money) -> None:
+        self._applied(payment_id=payment_id, amount=amount, customer_id=self.customer_id)
+
+    @event(PaymentApplied)
+    def _applied(self, *, payment_id: UUID, amount: Money, customer_id: str) -> None:
+        self.paid += amount
+
+    class PaymentReleased(SaldoAggregate.Event):
+        """Payments detached money for one of this invoice's credit notes: the debt shrank by
+        as much, so the invoice stays settled (rule I3)."""
+
+        payment_id: UUID
+        amount: Money
+        credit_note_id: UUID
+        customer_id: str
+
+    def release_for_credit_note(self, *, payment_id: UUID, amount: Money, credit_note_id: UUID) -> None:
+        self._released(payment_id=payment_id, amount=amount, credit_note_id=credit_note_id,
+                       customer_id=self.customer_id)
+
+    @event(PaymentReleased)
+    def _released(self, *, payment_id: UUID, amount: Money, credit_note_id: UUID, customer_id: str) -> None:
+        self.paid -= amount
+
+    class Reopened(SaldoAggregate.Event):
+        """Money was released without a credit note: the invoice is unpaid again by that
+        amount and its reminders resume (rule I3)."""
+
+        payment_id: UUID
+        amount: Money
+        reason: str
+        customer_id: str
+
+    def reopen(self, *, payment_id: UUID, amount: Money, reason: str) -> None:
+        self._reopen(payment_id=payment_id, amount=amount, reason=reason, customer_id=self.customer_id)
+
+    @event(Reopened)
+    def _reopen(self, *, payment_id: UUID, amount: Money, reason: str, customer_id: str) -> None:
+        self.paid -= amount
+
+    def reminder_due(self, *, today: date, schedule: list[int]) -> int | None:
+        """The number of the reminder due on `today` (the unit's business date, M2), if any:
+        only while unpaid and past due, on the unit's schedule, one per day (rules I2, I4)."""
+        if not is_overdue(status=self.status, due_date=self.due_date, today=today):
+            return None
+        due = next_reminder(due_date=self.due_date, schedule=schedule, sent=self.reminders)
+        if due is None or due > today or (self.reminders and self.reminders[-1] >= today):
+            return None
+        return len(self.reminders) + 1
+
+    def send_reminder(self, *, today: date, schedule: list[int]) -> None:
+        number = self.reminder_due(today=today, schedule=schedule)
+        if number is None:
+            raise DomainRuleViolated(f"invoice {self.number} has no reminder due on {today}")
+        self._remind(number=number, business_date=today, customer_id=self.customer_id)
+
+    class ReminderSent(SaldoAggregate.Event):
+        number: int
+        business_date: date
+        customer_id: str
+
+    @event(ReminderSent)
+    def _remind(self, *, number: int, business_date: date, customer_id: str) -> None:
+        self.reminders.append(business_date)
+
+
+def stop_subscription(*, subscription: Subscription, invoice: Invoice | None, stop_date: date,
+                      issues_delivered: int | None, reason: str, credit_note_id: UUID) -> Money | None:
+    """Stop the subscription and credit the unused part of its last invoiced period (rule C4).
+
+    The credit is the period's invoice total times unused/of, in integer minor units, rounded
+    once: what is kept and what is credited always add up to the total. Never more than is
+    left to credit (I3); its credit note makes payments release the money (I3), which leaves
+    the customer a balance to refund. None when nothing is credited.
+    """
+    if invoice is None:  # nothing invoiced yet: nothing to credit
+        subscription.stop(stop_date=stop_date, reason=reason)
+        return None
+    if subscription.invoiced[-1].get("invoice_id") != invoice.id:
+        raise DomainRuleViolated("the invoice given is not the subscription's last invoiced period")
+    unused, of = subscription.unused(stop_date=stop_date, issues_delivered=issues_delivered)
+    subscription.stop(stop_date=stop_date, reason=reason)
+    credit = min(unused_share(invoice.total, unused=unused, of=of), invoice.creditable)
+    if not credit.is_positive:
+        return None
+    what = "issues not delivered" if subscription.issue_based else "days unused"
+    invoice.issue_credit_note(credit_note_id=credit_note_id, amount=credit,
+                              reason=f"subscription stopped on {stop_date}: {unused} of {of} {what}"
+                                     f" ({reason})")
+    return credit

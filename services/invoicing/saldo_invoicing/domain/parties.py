@@ -12,12 +12,13 @@ The business entity and customers are published whole on every change (`Register
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
 from saldo_invoicing.domain.channels import ChannelFacts, InvoicingMethod, is_invoicing_method
+from saldo_invoicing.domain.proration import days_in_period, days_unused, period_end
 from saldo_kernel.aggregate import SaldoAggregate
 from saldo_kernel.currencies import MINOR_UNITS
 from saldo_kernel.errors import Conflict, DomainRuleViolated
@@ -44,6 +45,15 @@ class Agreement(TypedDict):
     reference: str
     status: AgreementStatus
     cancelled_at: datetime | None  # UTC (rule M2); set exactly when cancelled
+
+
+class InvoicedPeriod(TypedDict):
+    """What one invoice of a subscription covers: dates (time-based, end exclusive) or issues."""
+
+    start: date
+    end: NotRequired[date]
+    issues: NotRequired[int]
+    invoice_id: NotRequired[UUID]
 
 
 class SubscriptionPeriod(TypedDict):
@@ -387,7 +397,65 @@ class Subscription(SaldoAggregate):
         self.invoicing_method = invoicing_method
         self.started_on = started_on
         self.stopped_on: date | None = None
+        self.stop_reason: str | None = None
+        self.invoiced: list[InvoicedPeriod] = []
 
     @property
     def issue_based(self) -> bool:
         return self.period["unit"] == "issues"
+
+    # --- its periods and its stop (rules C4, I5) ---
+
+    def next_period(self, *, today: date) -> InvoicedPeriod:
+        """The period after the last one invoiced: dates for time-based periods (end exclusive),
+        a number of issues from `today` for issue-based ones (rule C2)."""
+        if self.stopped_on is not None:
+            raise Conflict(f"the subscription stopped on {self.stopped_on}: it has no next period")
+        unit, length = self.period["unit"], self.period["length"]
+        if unit == "issues":
+            return InvoicedPeriod(start=today, issues=length)
+        start = self.invoiced[-1]["end"] if self.invoiced else self.started_on
+        return InvoicedPeriod(start=start, end=period_end(start, unit, length))
+
+    class PeriodInvoiced(SaldoAggregate.Event):
+        invoice_id: UUID
+        period: InvoicedPeriod
+        customer_id: str
+
+    def period_invoiced(self, *, invoice_id: UUID, period: InvoicedPeriod) -> None:
+        self._period_invoiced(invoice_id=invoice_id, period=period, customer_id=self.customer_id)
+
+    @event(PeriodInvoiced)
+    def _period_invoiced(self, *, invoice_id: UUID, period: InvoicedPeriod, customer_id: str) -> None:
+        self.invoiced.append(InvoicedPeriod(**period, invoice_id=invoice_id))
+
+    def unused(self, *, stop_date: date, issues_delivered: int | None) -> tuple[int, int]:
+        """(unused, of) of the last invoiced period when stopping on `stop_date`: days for
+        time-based periods, issues not yet delivered for issue-based ones (rule C4)."""
+        last = self.invoiced[-1]
+        if self.issue_based:
+            issues = last["issues"]
+            if issues_delivered is None or not 0 <= issues_delivered <= issues:
+                raise DomainRuleViolated(f"issues_delivered: the period has {issues} issues; say how many "
+                                         f"of them were delivered (0 to {issues}) (rule C4)")
+            return issues - issues_delivered, issues
+        return days_unused(last["start"], last["end"], stop_date), days_in_period(last["start"], last["end"])
+
+    def stop(self, *, stop_date: date, reason: str) -> None:
+        """Stops from `stop_date`, the first day not served (rule C4); once."""
+        if self.stopped_on is not None:
+            raise Conflict(f"the subscription already stopped on {self.stopped_on}")
+        if stop_date < self.started_on:
+            raise DomainRuleViolated(f"stop_date {stop_date} is before the subscription started on "
+                                     f"{self.started_on}")
+        self._stopped(stopped_on=stop_date, reason=reason, customer_id=self.customer_id)
+
+    class Stopped(SaldoAggregate.Event):
+        stopped_on: date
+        reason: str
+        customer_id: str
+
+    @event(Stopped)
+    def _stopped(self, *, stopped_on: date, reason: str, customer_id: str) -> None:
+        self.stopped_on = stopped_on
+        self.stop_reason = reason
