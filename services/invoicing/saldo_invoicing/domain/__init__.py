@@ -7,7 +7,7 @@ FIK references (I1) and proration (C4) are pure functions in their own modules.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal, TypedDict
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -93,7 +93,6 @@ class CreditNote:
 
     amount: Money
     reason: str
-    issued_at: datetime
 
 
 class BilledParty(TypedDict):
@@ -266,9 +265,7 @@ class Invoice(SaldoAggregate):
     @event(CreditNoteIssued)
     def _credit(self, *, credit_note_id: UUID, amount: Money, customer_id: str, reason: str) -> None:
         self.credited += amount
-        # The event's time: eventsourcing sets modified_on before applying it.
-        self.credit_notes[credit_note_id] = CreditNote(amount=amount, reason=reason,
-                                                       issued_at=self.modified_on)
+        self.credit_notes[credit_note_id] = CreditNote(amount=amount, reason=reason)
 
     class PaymentApplied(SaldoAggregate.Event):
         """Payments allocated money of one payment to this invoice (PaymentReceived/Allocated)."""
