@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from saldo_events.envelope import CurrencyCode
 from saldo_invoicing import queries
 from saldo_invoicing.application import InvoicingApplication
+from saldo_invoicing.documents_api import router as documents_router
 from saldo_invoicing.domain import InvoiceLine, InvoiceStatus
 from saldo_invoicing.parties_api import router as parties_router
 from saldo_invoicing.queries import CreditNoteOut, InvoiceOut, SubscriptionOut
@@ -168,3 +169,4 @@ def stop_subscription(subscription_id: UUID, body: StopSubscription, who: Operat
 router = APIRouter()
 router.include_router(invoices)
 router.include_router(parties_router)
+router.include_router(documents_router)

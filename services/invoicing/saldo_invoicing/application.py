@@ -22,7 +22,7 @@ from saldo_invoicing.domain.parties import (
     SubscriptionPeriod,
 )
 from saldo_kernel.aggregate import SaldoAggregate
-from saldo_kernel.errors import Conflict, DomainRuleViolated, PreconditionFailed
+from saldo_kernel.errors import Conflict, DomainRuleViolated, NotFound, PreconditionFailed
 from saldo_kernel.money import Money
 from saldo_platform import businessdates
 from saldo_platform.eventstore import EventStoreApplication
@@ -193,6 +193,21 @@ class InvoicingApplication(EventStoreApplication):
     def today(self, entity: BusinessEntity) -> date:
         """The business unit's business date now, in its own time zone (rule M2)."""
         return businessdates.today(ZoneInfo(entity.time_zone))
+
+    def issued_on(self, invoice: Invoice) -> date:
+        """The business date it was issued, in the unit's time zone (rule M2)."""
+        entity: BusinessEntity | None = self.get_or_none(BusinessEntity.create_id(invoice.business_unit))
+        zone = ZoneInfo(entity.time_zone) if entity else businessdates.DEFAULT_ZONE
+        return businessdates.business_date(invoice.created_on, zone)
+
+    def credit_note_issued_on(self, invoice: Invoice, credit_note_id: UUID) -> date:
+        """The business date one of its credit notes was issued: its event's time."""
+        entity: BusinessEntity | None = self.get_or_none(BusinessEntity.create_id(invoice.business_unit))
+        zone = ZoneInfo(entity.time_zone) if entity else businessdates.DEFAULT_ZONE
+        for event in self.repository.event_store.get(invoice.id):
+            if isinstance(event, Invoice.CreditNoteIssued) and event.credit_note_id == credit_note_id:
+                return businessdates.business_date(event.timestamp, zone)
+        raise NotFound(f"credit note {credit_note_id} of invoice {invoice.number} not found")
 
     def unit_today(self, business_unit: str) -> date:
         entity: BusinessEntity | None = self.get_or_none(BusinessEntity.create_id(business_unit))
