@@ -176,7 +176,8 @@ async def test_I1_the_list_is_in_issue_order_a_page_at_a_time(
         await deliver(projection, event.model_copy(
             update={"occurred_at": start + timedelta(seconds=event.number)}))
 
-    first = await queries.invoices(db, "bu-1", Paging(2, BEGINNING), customer_id=None, status=None, overdue=None, today=DUE)
+    first = await queries.invoices(db, "bu-1", Paging(2, BEGINNING), customer_id=None, status=None,
+                                   overdue=None, today=DUE)
     assert first.next_cursor is not None
     rest = await queries.invoices(db, "bu-1", Paging(2, decode_cursor(first.next_cursor)),
                                   customer_id=None, status=None, overdue=None, today=DUE)
