@@ -7,7 +7,7 @@ FIK references (I1) and proration (C4) are pure functions in their own modules.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal, TypedDict
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -247,7 +247,7 @@ class Invoice(SaldoAggregate):
     def issue_credit_note(self, *, credit_note_id: UUID, amount: Money, reason: str) -> None:
         """Credit part or all of the invoice; never more than is left to credit (rule I3)."""
         amount.check_positive_at_most(self.creditable, "a credit note of",
-                                      f"invoice {self.number} has {{limit}} left to credit")
+                                      f"amount (rule I3): invoice {self.number} has {{limit}} left to credit")
         self._credit(credit_note_id=credit_note_id, amount=amount, customer_id=self.customer_id,
                      reason=reason)
 
@@ -349,6 +349,7 @@ def stop_subscription(*, subscription: Subscription, invoice: Invoice | None, st
     left to credit (I3); its credit note makes payments release the money (I3), which leaves
     the customer a balance to refund. None when nothing is credited.
     """
+    _check_stop_date(subscription, stop_date)
     if invoice is None:  # nothing invoiced yet: nothing to credit
         subscription.stop(stop_date=stop_date, reason=reason)
         return None
@@ -364,3 +365,18 @@ def stop_subscription(*, subscription: Subscription, invoice: Invoice | None, st
                               reason=f"subscription stopped on {stop_date}: {unused} of {of} {what}"
                                      f" ({reason})")
     return credit
+
+
+def _check_stop_date(subscription: Subscription, stop_date: date) -> None:
+    """The stop date an operator sent, refused on its own field and rule before anything changes:
+    within the last invoiced time-based period (its first day to the day after it), and never
+    before the subscription started (rule C4)."""
+    last = subscription.invoiced[-1] if subscription.invoiced else None
+    if last is not None and "end" in last and not last["start"] <= stop_date <= last["end"]:
+        raise DomainRuleViolated(
+            f"stop_date: {stop_date} is outside the period {last['start']} – "
+            f"{last['end'] - timedelta(days=1)} last invoiced (rule C4); stop it on a day of that "
+            f"period, or on {last['end']} to credit nothing")
+    if stop_date < subscription.started_on:
+        raise DomainRuleViolated(f"stop_date: {stop_date} is before the subscription started on "
+                                 f"{subscription.started_on} (rule C4)")
