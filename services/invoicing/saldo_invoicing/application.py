@@ -130,8 +130,15 @@ class InvoicingApplication(EventStoreApplication):
 
     def invoice_subscription(self, *, business_unit: str, subscription_id: UUID, due_date: date) -> Invoice:
         """Invoice the subscription's next period: one line of its price (rules C2, C3, I1)."""
-        subscription: Subscription = self.get_owned(subscription_id, business_unit, Subscription)
         entity = self.business_entity(business_unit=business_unit)
+        try:
+            subscription: Subscription = self.get_owned(subscription_id, business_unit, Subscription)
+        except NotFound:
+            # Named in the body, like customer_id: a 422 on that field, not a 404 of the route
+            # (M3: another unit's subscription is unknown here too).
+            raise DomainRuleViolated(f"subscription_id: there is no subscription {subscription_id} in "
+                                     "this business unit; start it first with POST /v1/subscriptions "
+                                     "(rule C2)") from None
         customer = self.customer(business_unit=business_unit, customer_id=subscription.customer_id)
         period = subscription.next_period(today=self.today(entity))
         covers = (f"{period['issues']} issues" if "issues" in period
