@@ -1,7 +1,8 @@
 """What a service is made of, and how its parts are started in either mode.
 
 Each service's `bootstrap.py` returns a `ServiceDefinition`; this module is the one place
-where settings become databases, the event store, the bus, the relay and the consumers.
+where settings become databases, the event store, the bus, the relay, the consumers and the
+background jobs.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -31,6 +32,7 @@ from saldo_platform.eventstore import EventStoreApplication
 from saldo_platform.http.app import create_api
 from saldo_platform.http.auth import ApiKeys
 from saldo_platform.http.idempotency import IdempotencyStore
+from saldo_platform.jobs import Job, run_periodically
 from saldo_platform.policy import Policy
 from saldo_platform.projection import Projection
 from saldo_platform.relay import Relay, ToIntegration
@@ -52,6 +54,8 @@ class ServiceDefinition:
     # (projection class, names of the services whose topics it reads)
     projections: Sequence[tuple[type[Projection], Sequence[str]]] = ()
     policies: Sequence[tuple[type[Policy], Sequence[str]]] = ()
+    # Periodic work (jobs.py), run wherever the service's consumers run, e.g. the mail outbox.
+    jobs: Sequence[Job] = ()
     extra_state: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,7 +74,7 @@ def definitions() -> dict[str, ServiceDefinition]:
 
 
 class ServiceRuntime:
-    """One service's database, event store, API, relay and consumers."""
+    """One service's database, event store, API, relay, consumers and jobs."""
 
     def __init__(self, definition: ServiceDefinition, settings: Settings,
                  api_keys: ApiKeys, bus: LocalBus | None = None) -> None:
@@ -111,8 +115,17 @@ class ServiceRuntime:
         return [cls(self.application, [self.settings.topic(s) for s in sources])
                 for cls, sources in self.definition.policies]
 
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set when the runtime is told to stop: a job's run returns as soon as it sees it."""
+        return self._stopping
+
     async def setup_projections(self) -> None:
-        """Create read-model tables, so queries work before the first event arrives."""
+        """Create read-model tables, and the tables the jobs work on (a projection may write to
+        the mail outbox), so queries work before the first event arrives."""
+        for job in self.definition.jobs:
+            if job.setup is not None:
+                await job.setup(self)
         for projection in self.projections():
             await projection.setup()
 
@@ -132,10 +145,22 @@ class ServiceRuntime:
         group = f"{self.settings.topic_prefix}.{self.name}.{handler_name}"
         return KafkaConsumer(self.settings.kafka_bootstrap, group)
 
-    async def start(self, relay: bool = True, consumers: bool = True) -> None:
-        """Run the relay and/or consumers in the background of the current event loop."""
+    async def start(self, relay: bool = True, consumers: bool = True, jobs: bool | None = None) -> None:
+        """Run the relay, consumers and jobs in the background of the current event loop.
+
+        Jobs run where the consumers run unless `jobs` says otherwise: `saldo serve` and
+        `saldo consume` run them, `saldo relay` and `saldo serve --no-consumers` do not.
+        """
         assert self.application is not None
         await self.setup_projections()
+        if relay or consumers:
+            await self._start_bus_parts(relay, consumers)
+        if jobs if jobs is not None else consumers:
+            for job in self.definition.jobs:
+                self._spawn(partial(run_periodically, job, self))
+
+    async def _start_bus_parts(self, relay: bool, consumers: bool) -> None:
+        assert self.application is not None
         if self.bus is None and self.settings.kafka_bootstrap:
             topics = [self.settings.topic(s) for s in SERVICES]
             await ensure_topics(self.settings.kafka_bootstrap,
@@ -167,8 +192,9 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(guarded()))
 
     async def close(self) -> None:
-        """Stop the relay and consumers (each loop notices `_stopping` within about a second and
-        finishes the message in hand), then close what they used. Safe after a failed open()."""
+        """Stop the relay, consumers and jobs (each loop notices `_stopping` within about a second
+        and finishes the message or unit of work in hand), then close what they used. Safe after a
+        failed open()."""
         self._stopping.set()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
