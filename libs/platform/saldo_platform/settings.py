@@ -4,10 +4,35 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.utils import parseaddr
 from pathlib import Path
 
 SERVICES = ("invoicing", "payments", "refunds", "payouts", "accounting-sync")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where the mail outbox (mail.py) sends: one SMTP server, the same for every business unit."""
+
+    host: str
+    port: int
+    # The From header, e.g. "Saldo Billing <billing@example.com>"; its address is the envelope
+    # sender and its domain the right-hand side of every Message-ID.
+    sender: str
+    user: str | None = None
+    password: str | None = None
+    starttls: bool = False
+
+    @property
+    def sender_address(self) -> str:
+        return parseaddr(self.sender)[1]
+
+    def __repr__(self) -> str:  # never the password, not even in a traceback's locals
+        return (f"SmtpSettings(host={self.host!r}, port={self.port}, sender={self.sender!r}, "
+                f"user={self.user!r}, starttls={self.starttls})")
 
 
 @dataclass(frozen=True)
@@ -27,6 +52,8 @@ class Settings:
     # SALDO_IDEMPOTENCY_TAKEOVER_SECONDS: a POST's claim on its Idempotency-Key still "running"
     # after this long is taken over by a retry (its process is presumed dead; http/idempotency.py).
     idempotency_takeover_seconds: float = 10.0
+    # SALDO_SMTP_*: the mail outbox's server; None (no SALDO_SMTP_HOST) keeps mails queued.
+    smtp: SmtpSettings | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -66,6 +93,7 @@ class Settings:
             auth_database=e.get("SALDO_AUTH_DATABASE", auth_default),
             log_level=log_level,
             idempotency_takeover_seconds=takeover_seconds,
+            smtp=smtp_from_env(e),
         )
 
     def topic(self, service: str) -> str:
@@ -80,6 +108,43 @@ class Settings:
 
     def database_name(self, service: str) -> str:
         return f"{self.database_prefix}_{service.replace('-', '_')}"
+
+
+def smtp_from_env(e: dict[str, str]) -> SmtpSettings | None:
+    """SALDO_SMTP_HOST, _PORT (25), _FROM, _USER, _PASSWORD, _STARTTLS (false); None without a host."""
+    host = e.get("SALDO_SMTP_HOST", "").strip()
+    if not host:
+        return None
+    port_text = e.get("SALDO_SMTP_PORT", "25")
+    if not (port_text.isdigit() and 0 < int(port_text) < 65536):
+        raise ValueError(f"SALDO_SMTP_PORT must be a TCP port (1-65535), not {port_text!r}")
+    sender = e.get("SALDO_SMTP_FROM", "").strip()
+    if not sender:
+        raise ValueError("SALDO_SMTP_HOST needs SALDO_SMTP_FROM, the address mails are sent from")
+    if address_domain(parseaddr(sender)[1]) is None:
+        raise ValueError(f"SALDO_SMTP_FROM must be an e-mail address such as "
+                         f"'Billing <billing@example.com>', not {sender!r}")
+    starttls_text = e.get("SALDO_SMTP_STARTTLS", "false").strip().lower()
+    if starttls_text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"SALDO_SMTP_STARTTLS must be true or false, not {starttls_text!r}")
+    starttls = starttls_text in ("true", "1", "yes")
+    user, password = e.get("SALDO_SMTP_USER") or None, e.get("SALDO_SMTP_PASSWORD") or None
+    if (user is None) != (password is None):
+        raise ValueError("SALDO_SMTP_USER and SALDO_SMTP_PASSWORD go together: set both or neither")
+    if user is not None and not starttls:
+        raise ValueError("SALDO_SMTP_USER needs SALDO_SMTP_STARTTLS=true: the password would "
+                         "cross the network in clear text")
+    return SmtpSettings(host=host, port=int(port_text), sender=sender, user=user,
+                        password=password, starttls=starttls)
+
+
+def address_domain(addr_spec: str) -> str | None:
+    """The domain of an address such as `billing@example.com`; None if it is not one."""
+    try:
+        address = Address(addr_spec=addr_spec)
+    except (ValueError, IndexError, HeaderParseError):
+        return None
+    return address.domain if address.username and "." in address.domain else None
 
 
 def database_name_url(server_url: str, name: str) -> str:
