@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import Field, model_validator
 
 from saldo_events.envelope import CurrencyCode
-from saldo_invoicing import queries
+from saldo_invoicing import overview_api, queries
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.documents_api import router as documents_router
 from saldo_invoicing.domain import InvoiceLine, InvoiceStatus
@@ -170,3 +170,4 @@ router = APIRouter()
 router.include_router(invoices)
 router.include_router(parties_router)
 router.include_router(documents_router)
+router.include_router(overview_api.router)

@@ -3,6 +3,7 @@
 from saldo_invoicing.api import router
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.integration import to_integration
+from saldo_invoicing.overview import OverviewProjection
 from saldo_invoicing.policies import FollowPayments
 from saldo_invoicing.projections import InvoicesProjection, PartiesProjection
 from saldo_platform.service import ServiceDefinition
@@ -14,6 +15,7 @@ def definition() -> ServiceDefinition:
         application=InvoicingApplication,
         router=router,
         to_integration=to_integration,
-        projections=[(InvoicesProjection, ["invoicing"]), (PartiesProjection, ["invoicing"])],
+        projections=[(InvoicesProjection, ["invoicing"]), (PartiesProjection, ["invoicing"]),
+                     (OverviewProjection, ["payments", "refunds"])],
         policies=[(FollowPayments, ["payments"])],
     )
