@@ -151,6 +151,7 @@ class InvoicingApplication(EventStoreApplication):
 
     def _issue(self, business_unit: str, customer_id: str, lines: list[InvoiceLine], due_date: date,
                terms: Terms, subscription: Subscription | None = None) -> Invoice:
+        periods_read = len(subscription.invoiced) if subscription is not None else 0
         with one_at_a_time(self._numbering):
             for attempt in range(10):
                 numbers = self.get_or_none(InvoiceNumbers.create_id(business_unit))
@@ -169,6 +170,12 @@ class InvoicingApplication(EventStoreApplication):
                         raise
                     if subscription is not None:  # it recorded the period: start from what is saved
                         subscription = self.get_owned(subscription.id, business_unit, Subscription)
+                        if len(subscription.invoiced) != periods_read:
+                            # Another command invoiced a period since this one read the next
+                            # one: recording it again would invoice that period twice (C2, I1).
+                            raise Conflict(f"subscription {subscription.id} had its next period "
+                                           "invoiced by another request meanwhile; look at its "
+                                           "invoiced_periods before invoicing it again") from None
         raise AssertionError("unreachable")
 
     def stop_subscription(self, *, business_unit: str, subscription_id: UUID, stop_date: date,
