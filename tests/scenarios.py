@@ -9,6 +9,10 @@ from tests.support import Saldo, eventually
 
 async def issue_invoice(saldo: Saldo, amount: int = 49900, unit: str = "bu_a",
                         customer: str = "cust-1") -> dict[str, Any]:
+    """An invoice of `amount` DKK to `customer`, as an operator issues one: the unit set up and
+    the customer registered first (rules M4, C1; repeating either PUT changes nothing)."""
+    await set_up_business_unit(saldo, unit)
+    await register_customer(saldo, unit, customer)
     response = await saldo.post("invoicing", "/v1/invoices", {
         "customer_id": customer, "currency": "DKK", "due_date": "2026-12-31",
         "lines": [{"description": "Magazine, 12 months", "amount": amount}],
