@@ -112,6 +112,8 @@ class CustomerPaymentOut(BaseModel):
     has_unallocated: bool = Field(description="some of it is not allocated (rule P2)")
     refund_in_progress: Money = Field(description="of its refunds, what has not reached the customer")
     refunded: Money = Field(description="of its refunds, what reached the customer")
+    waiting: Money = Field(description="unallocated, less its refunds in progress and refunded: "
+                                       "what is left to refund or re-use (rules P2, P3)")
     version: int = Field(description="the payment's version in the payments service")
 
     @classmethod
@@ -119,6 +121,8 @@ class CustomerPaymentOut(BaseModel):
         currency = row["currency"]
         allocated = row["allocated"] - row["released"]
         unallocated = row["amount"] - allocated
+        # Refunds come from another topic than allocations: for a moment one can be ahead.
+        waiting = max(unallocated - row["refund_in_progress"] - row["refunded"], 0)
         return cls(id=row["payment_id"], method=row["method"],
                    amount=Money(amount=row["amount"], currency=currency),
                    received_at=row["received_at"], provider_reference=row["provider_reference"],
@@ -126,7 +130,8 @@ class CustomerPaymentOut(BaseModel):
                    unallocated=Money(amount=unallocated, currency=currency),
                    has_unallocated=unallocated > 0,
                    refund_in_progress=Money(amount=row["refund_in_progress"], currency=currency),
-                   refunded=Money(amount=row["refunded"], currency=currency), version=row["version"])
+                   refunded=Money(amount=row["refunded"], currency=currency),
+                   waiting=Money(amount=waiting, currency=currency), version=row["version"])
 
 
 class CustomerRefundOut(BaseModel):
