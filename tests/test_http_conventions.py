@@ -24,7 +24,7 @@ import pytest
 from saldo_platform.http.auth import ApiKeys
 from saldo_platform.settings import Settings
 from tests.infrastructure import Servers
-from tests.scenarios import issue_invoice, pay_invoice
+from tests.scenarios import issue_invoice, pay_invoice, register_customer, set_up_business_unit
 from tests.support import (
     Saldo,
     create_key,
@@ -60,9 +60,16 @@ def _no_unhandled_errors(saldo: Saldo) -> None:
 
 
 async def new_unit(saldo: Saldo, name: str, roles: str = "admin") -> str:
-    """A fresh business unit (a tenant, rule M3) with a key holding `roles`."""
+    """A fresh business unit (a tenant, rule M3) with a key holding `roles`, set up the way an
+    operator sets one up before invoicing: its business entity (DKK) and customer `cust-1`
+    (rules M4, C1), so INVOICE can be issued in it."""
     unit = f"{name}-{uuid.uuid4().hex[:8]}"
-    saldo.keys[unit] = await _api_keys.create(unit, roles.split(","), f"test key for {unit}")
+    setup = await _api_keys.create(unit, ["admin"], f"set-up key for {unit}")
+    saldo.keys[unit] = setup
+    await set_up_business_unit(saldo, unit)
+    await register_customer(saldo, unit, INVOICE["customer_id"])
+    if roles != "admin":
+        saldo.keys[unit] = await _api_keys.create(unit, roles.split(","), f"test key for {unit}")
     return unit
 
 
