@@ -245,7 +245,16 @@ def test_C4_issue_based_periods_credit_the_issues_not_delivered() -> None:
         other.unused(stop_date=date(2026, 3, 1), issues_delivered=13)
 
 
-@pytest.mark.parametrize("stop_date", [date(2025, 12, 31), date(2027, 1, 2)])
+def test_C4_a_stop_after_the_last_invoiced_period_credits_nothing() -> None:
+    subscription = subscription_of("days", 365)
+    invoice = invoice_period(subscription)
+    credit = stop_subscription(subscription=subscription, invoice=invoice, stop_date=date(2027, 1, 2),
+                               issues_delivered=None, reason="let it run out", credit_note_id=uuid4())
+    assert credit is None and invoice.credited == dkk(0)
+    assert subscription.stopped_on == date(2027, 1, 2)
+
+
+@pytest.mark.parametrize("stop_date", [date(2025, 12, 31)])
 def test_C4_a_stop_date_outside_the_period_is_refused_and_changes_nothing(stop_date: date) -> None:
     subscription = subscription_of("days", 365)
     invoice = invoice_period(subscription)

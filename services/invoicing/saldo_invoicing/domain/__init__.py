@@ -369,14 +369,15 @@ def stop_subscription(*, subscription: Subscription, invoice: Invoice | None, st
 
 def _check_stop_date(subscription: Subscription, stop_date: date) -> None:
     """The stop date an operator sent, refused on its own field and rule before anything changes:
-    within the last invoiced time-based period (its first day to the day after it), and never
-    before the subscription started (rule C4)."""
+    not before the last invoiced time-based period began (a period already served cannot be
+    un-served; after it ends, nothing is left to credit), and never before the subscription
+    started (rule C4)."""
     last = subscription.invoiced[-1] if subscription.invoiced else None
-    if last is not None and "end" in last and not last["start"] <= stop_date <= last["end"]:
+    if last is not None and "end" in last and stop_date < last["start"]:
         raise DomainRuleViolated(
             f"stop_date: {stop_date} is outside the period {last['start']} – "
             f"{last['end'] - timedelta(days=1)} last invoiced (rule C4); stop it on a day of that "
-            f"period, or on {last['end']} to credit nothing")
+            f"period, or from {last['end']} on to credit nothing")
     if stop_date < subscription.started_on:
         raise DomainRuleViolated(f"stop_date: {stop_date} is before the subscription started on "
                                  f"{subscription.started_on} (rule C4)")

@@ -439,15 +439,18 @@ class Subscription(SaldoAggregate):
                 raise DomainRuleViolated(f"issues_delivered: the period has {issues} issues; say how many "
                                          f"of them were delivered (0 to {issues}) (rule C4)")
             return issues - issues_delivered, issues
-        return days_unused(last["start"], last["end"], stop_date), days_in_period(last["start"], last["end"])
+        days = days_in_period(last["start"], last["end"])
+        if stop_date >= last["end"]:
+            return 0, days  # stopped after the period: all of it was served
+        return days_unused(last["start"], last["end"], stop_date), days
 
     def stop(self, *, stop_date: date, reason: str) -> None:
         """Stops from `stop_date`, the first day not served (rule C4); once."""
         if self.stopped_on is not None:
             raise Conflict(f"the subscription already stopped on {self.stopped_on}")
         if stop_date < self.started_on:
-            raise DomainRuleViolated(f"stop_date {stop_date} is before the subscription started on "
-                                     f"{self.started_on}")
+            raise DomainRuleViolated(f"stop_date: {stop_date} is before the subscription started on "
+                                     f"{self.started_on} (rule C4)")
         self._stopped(stopped_on=stop_date, reason=reason, customer_id=self.customer_id)
 
     class Stopped(SaldoAggregate.Event):
