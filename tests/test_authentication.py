@@ -25,6 +25,7 @@ import pytest
 from saldo_platform import cli
 from saldo_platform.http.auth import MAX_BODY_BYTES, ApiKeys
 from tests.infrastructure import Servers
+from tests.scenarios import register_customer, set_up_business_unit
 from tests.support import (
     ROOT,
     SALDO,
@@ -52,8 +53,14 @@ async def saldo(infra: Servers, tmp_path_factory: pytest.TempPathFactory) -> Asy
 
 
 async def new_unit(saldo: Saldo, roles: str = "admin") -> str:
+    """A fresh business unit with a key holding `roles`, set up by its admin the way an operator
+    does before invoicing: the business entity and customer `cust-1` (rules M4, C1)."""
     unit = f"auth-{uuid.uuid4().hex[:8]}"
-    saldo.keys[unit] = await _keys.create(unit, roles.split(","), f"test key for {unit}")
+    saldo.keys[unit] = await _keys.create(unit, ["admin"], f"set-up key for {unit}")
+    await set_up_business_unit(saldo, unit)
+    await register_customer(saldo, unit, INVOICE["customer_id"])
+    if roles != "admin":
+        saldo.keys[unit] = await _keys.create(unit, roles.split(","), f"test key for {unit}")
     return unit
 
 
