@@ -30,6 +30,7 @@ from saldo_platform.settings import Settings
 from tests.infrastructure import Servers
 from tests.kafka_tools import produce, read_topic
 from tests.money import Books, assert_money_conserved
+from tests.scenarios import register_customer, set_up_business_unit
 from tests.support import (
     Process,
     Saldo,
@@ -56,9 +57,11 @@ async def saldo(infra: Servers, tmp_path_factory: pytest.TempPathFactory) -> Asy
         yield running
 
 
-async def new_unit(saldo: Saldo, keys: ApiKeys | None = None) -> str:
+async def new_unit(saldo: Saldo, keys: ApiKeys | None = None, currency: str = "DKK") -> str:
+    """A fresh business unit, set up to invoice in `currency` (its business entity, rule M4)."""
     unit = f"m6-{uuid.uuid4().hex[:8]}"
     saldo.keys[unit] = await (keys or _keys).create(unit, ["admin"], f"test key for {unit}")
+    await set_up_business_unit(saldo, unit, currency)
     return unit
 
 
@@ -72,6 +75,8 @@ def refused(response: httpx.Response, status: int = 422) -> str:
 
 async def invoice(saldo: Saldo, unit: str, amount: int, customer: str = "alice",
                   currency: str = "DKK") -> dict[str, Any]:
+    """An invoice to `customer`, registered first (rule C1; a repeated PUT changes nothing)."""
+    await register_customer(saldo, unit, customer)
     response = await saldo.post("invoicing", "/v1/invoices", {
         "customer_id": customer, "currency": currency, "due_date": "2026-12-31",
         "lines": [{"description": "Magazine, 12 months", "amount": amount}]}, business_unit=unit)
@@ -220,11 +225,13 @@ async def test_M6_two_payments_at_once_never_pay_an_invoice_above_its_total(
 
 async def test_M6_money_goes_only_to_the_payers_own_open_invoices(saldo: Saldo) -> None:
     """Rules M6, M1, M3, I2: bob's payment is not allocated to alice's invoice (at receipt or
-    later); nor to an invoice in another currency, nor to a fully credited one; another
-    business unit's invoice is not found at all. Each refusal writes nothing."""
+    later); nor to his own invoice when the payment is in another currency (a unit invoices in
+    its entity's currency only, rule M4, so the other currency is the payment's), nor to a
+    fully credited one; another business unit's invoice is not found at all. Each refusal
+    writes nothing."""
     unit, other = await new_unit(saldo), await new_unit(saldo)
     alices = await invoice(saldo, unit, 30000, customer="alice")
-    in_euro = await invoice(saldo, unit, 30000, customer="bob", currency="EUR")
+    bobs = await invoice(saldo, unit, 30000, customer="bob")
     credited = await invoice(saldo, unit, 30000, customer="bob")
     theirs = await invoice(saldo, other, 30000, customer="bob")
     await credit(saldo, unit, credited["id"], 30000)
@@ -233,8 +240,8 @@ async def test_M6_money_goes_only_to_the_payers_own_open_invoices(saldo: Saldo) 
     detail = refused(await receive(saldo, unit, 30000, customer="bob",
                                    allocations=[(alices["id"], 30000)]))
     assert "customer 'alice'" in detail and "customer 'bob'" in detail, detail
-    assert "in EUR, the payment in DKK" in refused(await receive(
-        saldo, unit, 30000, customer="bob", allocations=[(in_euro["id"], 30000)]))
+    assert "in DKK, the payment in EUR" in refused(await receive(
+        saldo, unit, 30000, customer="bob", currency="EUR", allocations=[(bobs["id"], 30000)]))
     assert "fully credited" in refused(await receive(
         saldo, unit, 30000, customer="bob", allocations=[(credited["id"], 1)]))
     refused(await receive(saldo, unit, 30000, customer="bob", allocations=[(theirs["id"], 1)]), 404)
@@ -244,13 +251,16 @@ async def test_M6_money_goes_only_to_the_payers_own_open_invoices(saldo: Saldo) 
     loose = await receive(saldo, unit, 30000, customer="bob")
     assert loose.status_code == 201, loose.text
     payment_id = loose.json()["id"]
+    in_euro = await receive(saldo, unit, 30000, customer="bob", currency="EUR")
+    assert in_euro.status_code == 201, in_euro.text
     await settled(saldo)
     assert "customer 'alice'" in refused(await allocate(saldo, unit, payment_id, alices["id"], 100))
-    refused(await allocate(saldo, unit, payment_id, in_euro["id"], 100))
+    assert "in DKK, the payment in EUR" in refused(
+        await allocate(saldo, unit, in_euro.json()["id"], bobs["id"], 100))
     refused(await allocate(saldo, unit, payment_id, credited["id"], 100))
     refused(await allocate(saldo, unit, payment_id, theirs["id"], 100), 404)
     state = await books(saldo, unit)
-    assert [p["allocated"] for p in state.payments] == [0]
+    assert [p["allocated"] for p in state.payments] == [0, 0]
     assert all(i["paid"] == 0 for i in state.invoices)
     assert state.refundable[payment_id]["refundable"] == 30000
 
@@ -286,7 +296,8 @@ async def test_M6_P1_currencies_are_iso_4217_and_payments_are_not_from_the_futur
         ):
             detail = refused(response)
             assert "currency" in detail and "ISO 4217" in detail, detail
-    assert (await invoice(saldo, unit, 5000, currency="JPY"))["total"]["currency"] == "JPY"
+    yen = await new_unit(saldo, currency="JPY")  # a unit invoices in its entity's currency (M4)
+    assert (await invoice(saldo, yen, 5000, currency="JPY"))["total"]["currency"] == "JPY"
     assert (await receive(saldo, unit, 5000, customer="c", currency="SEK")).status_code == 201
 
     detail = refused(await receive(saldo, unit, 100, received_at="2099-01-01T00:00:00Z"))
