@@ -6,6 +6,8 @@
   saldo keys create ...          an API key for a business unit (printed once, stored hashed)
   saldo keys revoke KEY_ID       revoke a key;     saldo keys list: every key, without secrets
   saldo rebuild SERVICE          rebuild its projections from offset 0 and compare with live
+  saldo reminders run [--date D] the reminders due today (invoicing; each service may bring
+                                 commands of its own: `saldo --help` lists them)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from saldo_platform.bus import LocalBus
 from saldo_platform.http import problems
 from saldo_platform.http.auth import ROLES, ApiKeys
 from saldo_platform.logs import configure_logging
-from saldo_platform.service import ServiceRuntime, definitions
+from saldo_platform.service import Command, ServiceRuntime, definitions
 from saldo_platform.settings import SERVICES, Settings
 from saldo_platform.sql import open_database
 
@@ -198,6 +200,21 @@ async def _rebuild(settings: Settings, service: str, until: datetime | None) -> 
     return all_equal
 
 
+async def _service_command(settings: Settings, service: str, command: Command,
+                           args: argparse.Namespace) -> int:
+    """A service's own command, on its opened runtime: no relay, consumers or jobs running (what
+    it saves is published by the service's running relay, as any command's events are)."""
+    keys = await open_api_keys(settings)
+    runtime = ServiceRuntime(definitions()[service], settings, keys, None)
+    try:
+        await runtime.open()
+        await runtime.setup_projections()
+        return await command.run(runtime, args)
+    finally:
+        await runtime.close()
+        await keys.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="saldo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -227,6 +244,11 @@ def main(argv: list[str] | None = None) -> None:
     rebuild.add_argument("service", choices=SERVICES)
     rebuild.add_argument("--until", type=datetime.fromisoformat, default=None,
                          help="only events that occurred at or before this ISO instant")
+    for definition in definitions().values():
+        for command in definition.commands:
+            own = sub.add_parser(command.name, help=f"{command.help} ({definition.name})")
+            own.set_defaults(service_command=(definition.name, command))
+            command.add_arguments(own)
     args = parser.parse_args(argv)
 
     try:
@@ -257,6 +279,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "rebuild":
         equal = asyncio.run(_rebuild(settings, args.service, args.until))
         sys.exit(0 if equal else 1)
+    elif hasattr(args, "service_command"):
+        service, command = args.service_command
+        sys.exit(asyncio.run(_service_command(settings, service, command, args)))
 
 
 def _env() -> dict[str, str]:

@@ -7,9 +7,10 @@ background jobs.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import cache, partial
@@ -46,6 +47,18 @@ STOP_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
+class Command:
+    """A `saldo <name> …` command a service brings. `add_arguments` declares its arguments on
+    its own parser; `run` gets the opened runtime (its application and read models, with their
+    tables set up, and no relay, consumers or jobs running) and returns the exit status."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[ServiceRuntime, argparse.Namespace], Awaitable[int]]
+
+
+@dataclass(frozen=True)
 class ServiceDefinition:
     name: str
     application: Callable[[str], EventStoreApplication]
@@ -56,6 +69,8 @@ class ServiceDefinition:
     policies: Sequence[tuple[type[Policy], Sequence[str]]] = ()
     # Periodic work (jobs.py), run wherever the service's consumers run, e.g. the mail outbox.
     jobs: Sequence[Job] = ()
+    # Commands an operator runs by hand: `saldo <name> …` (e.g. `saldo reminders run`).
+    commands: Sequence[Command] = ()
     extra_state: dict[str, Any] = field(default_factory=dict)
 
 

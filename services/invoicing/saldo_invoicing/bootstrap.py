@@ -1,5 +1,6 @@
 """Wires the invoicing service: the one place its parts meet the platform."""
 
+from saldo_invoicing import reminders
 from saldo_invoicing.api import router
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.integration import to_integration
@@ -18,4 +19,6 @@ def definition() -> ServiceDefinition:
         projections=[(InvoicesProjection, ["invoicing"]), (PartiesProjection, ["invoicing"]),
                      (OverviewProjection, ["payments", "refunds"])],
         policies=[(FollowPayments, ["payments"])],
+        jobs=[reminders.JOB],
+        commands=[reminders.COMMAND],
     )
