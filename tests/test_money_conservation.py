@@ -1,7 +1,10 @@
 """Rule M6, money is conserved, as a property: random sequences of what operators do, through the
 real applications over HTTP, and after every step the books of every business unit add up.
 
-The steps: issue an invoice; receive a payment, loose or allocated at once (to any invoice: of
+Each sequence has two business units, set up as operators do before invoicing: unit 0 invoices
+in DKK, unit 1 in EUR (the business entity's currency, rule M4), each with customers alice and
+bob registered (rule C1). The steps: issue an invoice (in another currency than the unit's it is
+refused); receive a payment, loose or allocated at once (to any invoice: of
 another customer, unit or currency, above what is open: the refusals are part of the test);
 allocate later; issue a credit note; refund by bank; mark a payout paid out; send an earlier
 request again with its Idempotency-Key and body. After each step every relay and consumer is
@@ -51,6 +54,7 @@ from saldo_platform.cli import host_app, open_api_keys
 from saldo_platform.http.auth import ApiKeys
 from saldo_platform.settings import SERVICES, Settings
 from tests.money import assert_conserved, read_books
+from tests.scenarios import register_customer, set_up_business_unit
 from tests.support import Process, Saldo, dead_letters, settled
 
 T = TypeVar("T")
@@ -110,9 +114,13 @@ class World:
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=300)
 
-    def new_unit(self) -> str:
+    def new_unit(self, currency: str, customers: list[str]) -> str:
+        """A fresh business unit invoicing in `currency` (rule M4), `customers` registered (C1)."""
         unit = f"prop-{uuid.uuid4().hex[:8]}"
         self.saldo.keys[unit] = self.run(self.keys.create(unit, ["admin"], "property test"))
+        self.run(set_up_business_unit(self.saldo, unit, currency))
+        for customer in customers:
+            self.run(register_customer(self.saldo, unit, customer))
         return unit
 
     def post(self, service: str, path: str, body: Any, unit: str, key: str) -> httpx.Response:
@@ -153,8 +161,12 @@ class Payment:
 
 
 UNITS = st.sampled_from([0, 1])
-CUSTOMERS = st.sampled_from(["alice", "bob"])
+UNIT_CURRENCIES = ["DKK", "EUR"]  # what each unit invoices in: its business entity's (rule M4)
+CUSTOMER_IDS = ["alice", "bob"]  # registered in both units before the first step (rule C1)
+CUSTOMERS = st.sampled_from(CUSTOMER_IDS)
 CURRENCIES = st.sampled_from(["DKK", "DKK", "DKK", "EUR"])
+# An invoice mostly in its unit's currency; sometimes in another one, which is refused (M4).
+INVOICE_CURRENCIES = st.sampled_from(["own", "own", "own", "other"])
 AMOUNTS = st.integers(1, 1500)
 # Who pays an invoice when it is not its own customer: money must not go there (rule M6).
 STRANGERS = st.sampled_from(["another customer", "another currency", "another unit"])
@@ -183,7 +195,7 @@ class MoneyIsConserved(RuleBasedStateMachine):
         super().__init__()
         # Fresh business units for each sequence: one Saldo serves them all, and the units'
         # books are apart (rule M3), so every sequence starts from nothing.
-        self.units = [self.world.new_unit(), self.world.new_unit()]
+        self.units = [self.world.new_unit(currency, CUSTOMER_IDS) for currency in UNIT_CURRENCIES]
         self.made = {unit: Counter[str]() for unit in self.units}
         self.sent: list[Sent] = []
         self.invoices: list[Invoice] = []
@@ -277,8 +289,8 @@ class MoneyIsConserved(RuleBasedStateMachine):
             self, invoice: int, payment: int, refunded: int, unit: int) -> None:
         """Every sequence starts where placing, crediting, refunding and paying out all can
         happen, and with money already refunded: each step has all of M6 to keep."""
-        self.issue_invoice(unit, "alice", "DKK", invoice)
-        self.receive_loose_payment(unit, "alice", "DKK", payment, 60)
+        self.issue_invoice(unit, "alice", "own", invoice)
+        self.receive_loose_payment(unit, "alice", UNIT_CURRENCIES[unit], payment, 60)
         self.world.settle()
         refund = self.post("refund", "refunds", "/v1/refunds", {
             "payment_id": self.payments[-1].id, "amount": min(refunded, payment - 1),
@@ -288,12 +300,17 @@ class MoneyIsConserved(RuleBasedStateMachine):
                     if p["refund_id"] == refund.json()["id"]]
         self.post("paid_out", "payouts", f"/v1/payouts/{payout['id']}/mark-paid-out", {}, unit, 200)
 
-    @rule(unit=UNITS, customer=CUSTOMERS, currency=CURRENCIES, amount=AMOUNTS)
-    def issue_invoice(self, unit: int, customer: str, currency: str, amount: int) -> None:
+    @rule(unit=UNITS, customer=CUSTOMERS, which=INVOICE_CURRENCIES, amount=AMOUNTS)
+    def issue_invoice(self, unit: int, customer: str, which: str, amount: int) -> None:
+        """In the unit's own currency, or in another one: refused, nothing written (rule M4)."""
+        own = UNIT_CURRENCIES[unit]
+        currency = own if which == "own" else next(c for c in UNIT_CURRENCIES if c != own)
         response = self.post("invoice", "invoicing", "/v1/invoices", {
             "customer_id": customer, "currency": currency, "due_date": "2026-12-31",
-            "lines": [{"description": "subscription", "amount": amount}]}, unit, 201)
-        self.invoices.append(Invoice(response.json()["id"], unit, customer, currency, amount))
+            "lines": [{"description": "subscription", "amount": amount}]}, unit,
+            201 if currency == own else 422)
+        if response.status_code == 201:
+            self.invoices.append(Invoice(response.json()["id"], unit, customer, currency, amount))
 
     @rule(unit=UNITS, customer=CUSTOMERS, currency=CURRENCIES, amount=AMOUNTS,
           minutes=st.integers(0, 60 * 24 * 30))
