@@ -54,6 +54,9 @@ class Settings:
     idempotency_takeover_seconds: float = 10.0
     # SALDO_SMTP_*: the mail outbox's server; None (no SALDO_SMTP_HOST) keeps mails queued.
     smtp: SmtpSettings | None = None
+    # SALDO_PAYMENT_LINK: where a customer pays an invoice online, with "{payment_reference}" for
+    # the invoice's FIK reference, e.g. https://pay.example.dk/?ref={payment_reference}; none: no link.
+    payment_link: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -94,6 +97,7 @@ class Settings:
             log_level=log_level,
             idempotency_takeover_seconds=takeover_seconds,
             smtp=smtp_from_env(e),
+            payment_link=_payment_link(e.get("SALDO_PAYMENT_LINK") or None),
         )
 
     def topic(self, service: str) -> str:
@@ -151,3 +155,11 @@ def database_name_url(server_url: str, name: str) -> str:
     """The same server URL with another database name."""
     head, _, _ = server_url.rpartition("/")
     return f"{head}/{name}"
+
+
+def _payment_link(template: str | None) -> str | None:
+    if template is not None and (not template.startswith(("https://", "http://"))
+                                 or "{payment_reference}" not in template):
+        raise ValueError(f"SALDO_PAYMENT_LINK must be an http(s) URL with {{payment_reference}} in it, "
+                         f"not {template!r}")
+    return template

@@ -1,12 +1,13 @@
 """Wires the invoicing service: the one place its parts meet the platform."""
 
-from saldo_invoicing import reminders
+from saldo_invoicing import mails, reminders
 from saldo_invoicing.api import router
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.integration import to_integration
 from saldo_invoicing.overview import OverviewProjection
 from saldo_invoicing.policies import FollowPayments
 from saldo_invoicing.projections import InvoicesProjection, PartiesProjection
+from saldo_platform.mail import outbox_job
 from saldo_platform.service import ServiceDefinition
 
 
@@ -17,8 +18,9 @@ def definition() -> ServiceDefinition:
         router=router,
         to_integration=to_integration,
         projections=[(InvoicesProjection, ["invoicing"]), (PartiesProjection, ["invoicing"]),
-                     (OverviewProjection, ["payments", "refunds"])],
+                     (OverviewProjection, ["payments", "refunds"]),
+                     (mails.DocumentMailsProjection, ["invoicing"])],
         policies=[(FollowPayments, ["payments"])],
-        jobs=[reminders.JOB],
+        jobs=[reminders.JOB, mails.JOB, outbox_job()],
         commands=[reminders.COMMAND],
     )
