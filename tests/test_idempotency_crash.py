@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.scenarios import register_customer, set_up_business_unit
 from tests.support import Process, Saldo, eventually, start_distributed, wait_healthy
 
 # Every instant between two writes of one POST (http/idempotency.py).
@@ -67,6 +68,10 @@ async def retry_until_answered(saldo: Saldo, service: str, path: str, body: Any,
 
 
 async def crash_and_retry_invoices(saldo: Saldo) -> None:
+    # Set up as an operator does before invoicing (rules M4, C1), before any process is armed.
+    await set_up_business_unit(saldo)
+    for customer in ("before", *(f"customer-{point}" for point in POINTS), "after"):
+        await register_customer(saldo, customer_id=customer)
     first = await saldo.post("invoicing", "/v1/invoices", invoice_body("before"))
     assert first.status_code == 201, first.text
     last_number = first.json()["number"]
