@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import email
+import email.policy
+import email.utils
 import logging
 import smtplib
 from datetime import UTC, datetime, timedelta

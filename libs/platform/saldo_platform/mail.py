@@ -405,6 +405,7 @@ class MailSender:
         failpoints.reach("after-commit", "mail-outbox", "Mail")
         result.sent += 1
         sent_counter.add(1)
+        log.info("mail outbox: sent %s/%s, Message-ID %s", item.mail.business_unit, item.mail.key, message_id)
         if not ours:
             log.warning("mail outbox: %s/%s was sent after its lease ran out; another sender may "
                         "send it again (same Message-ID %s)", item.mail.business_unit, item.mail.key,
