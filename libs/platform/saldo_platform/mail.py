@@ -195,6 +195,8 @@ async def mails(db: Database, business_unit: str, statuses: Collection[Status] =
                 limit: int = 100) -> list[MailState]:
     """A business unit's mails in the given states, oldest first (default: all not yet sent)."""
     wanted = sorted(set(statuses))
+    if not wanted:
+        return []
     marks = ", ".join(f"${i + 2}" for i in range(len(wanted)))
     rows = await db.fetch(
         "SELECT business_unit, mail_key, recipient, subject, status, attempts, enqueued_at,"
@@ -348,9 +350,11 @@ class MailSender:
         try:
             connection = await asyncio.to_thread(self._connect, smtp)
         except (OSError, smtplib.SMTPException) as e:
-            log.warning("mail outbox: cannot reach %s:%d: %s", smtp.host, smtp.port, _describe(e))
-            for item in claimed:
-                await self._retry(db, item, f"cannot reach {smtp.host}:{smtp.port}: {_describe(e)}", result)
+            log.warning("mail outbox: cannot reach %s:%d (%s); %d mail(s) retried later",
+                        smtp.host, smtp.port, _describe(e), len(claimed))
+            for item in claimed:  # one warning for the server, not one per mail
+                await self._retry(db, item, f"cannot reach {smtp.host}:{smtp.port}: {_describe(e)}",
+                                  result, level=logging.DEBUG)
             return False
         try:
             for n, item in enumerate(claimed):
@@ -411,7 +415,8 @@ class MailSender:
                         "send it again (same Message-ID %s)", item.mail.business_unit, item.mail.key,
                         message_id)
 
-    async def _retry(self, db: Database, item: Claimed, reason: str, result: PassResult) -> None:
+    async def _retry(self, db: Database, item: Claimed, reason: str, result: PassResult,
+                     level: int = logging.WARNING) -> None:
         now = datetime.now(UTC)
         if now - item.enqueued_at >= self.timing.give_up_after:
             await self._fail(db, item, f"gave up after {item.attempts} attempts: {reason}", None, result)
@@ -423,8 +428,8 @@ class MailSender:
             item.mail.business_unit, item.mail.key, item.claim)
         result.retried += 1
         retried_counter.add(1)
-        log.warning("mail outbox: %s/%s not sent (attempt %d), retried later: %s",
-                    item.mail.business_unit, item.mail.key, item.attempts, reason)
+        log.log(level, "mail outbox: %s/%s not sent (attempt %d), retried later: %s",
+                item.mail.business_unit, item.mail.key, item.attempts, reason)
 
     async def _fail(self, db: Database, item: Claimed, reason: str, message_id: str | None,
                     result: PassResult) -> None:
