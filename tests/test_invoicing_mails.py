@@ -4,7 +4,6 @@ process on PostgreSQL and Kafka, delivering through its outbox to a real local S
 from __future__ import annotations
 
 import asyncio
-import email.policy  # noqa: F401  (the SMTP handler parses with it)
 import os
 import sys
 import uuid
@@ -22,8 +21,8 @@ from saldo_platform.settings import Settings
 from saldo_platform.sql import open_database
 from tests.infrastructure import Servers
 from tests.scenarios import register_customer, set_up_business_unit
+from tests.smtp import SmtpServer
 from tests.support import Saldo, distributed_env, eventually, settled, start_distributed
-from tests.test_mail_outbox import SmtpServer
 
 UNIT = "bu_mails"
 DUE = date(2026, 12, 1)

@@ -18,25 +18,20 @@ relay crash tests kill theirs.
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import json
 import logging
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from fastapi import APIRouter
 
 from saldo_platform.bus import LocalBus
@@ -58,6 +53,7 @@ from saldo_platform.mail import (
 from saldo_platform.service import ServiceDefinition, ServiceRuntime
 from saldo_platform.settings import Settings
 from saldo_platform.sql import Database, open_database
+from tests.smtp import SmtpServer
 from tests.support import ROOT, eventually, free_port
 
 CRASHED = 86  # failpoints.py exits with this
@@ -85,68 +81,6 @@ def invoice_mail(number: int, business_unit: str = "bu_a", to: str = "kunde@exam
     return Mail(key=f"invoice-issued:{number}", business_unit=business_unit, to=to,
                 subject=f"Faktura {number} fra Købmand Ærø", body=f"Hej,\n\nhermed faktura {number}.\n",
                 attachments=[Attachment(f"faktura-{number}.pdf", "application/pdf", PDF)])
-
-
-# --- A real SMTP server -------------------------------------------------------------------------
-
-@dataclass
-class Mailbox:
-    """aiosmtpd's handler: keeps what it accepted; refuses what a test tells it to."""
-
-    received: list[EmailMessage] = field(default_factory=list)
-    recipients_tried: list[str] = field(default_factory=list)
-    refuse: dict[str, str] = field(default_factory=dict)  # address -> the reply to its RCPT
-    data_refusals: list[str] = field(default_factory=list)  # replies to the next DATA commands
-    seconds_per_message: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
-        self.recipients_tried.append(address)
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.data_refusals:
-            return self.data_refusals.pop(0)
-        if self.seconds_per_message:
-            await asyncio.sleep(self.seconds_per_message)  # a slow server, for the stop tests
-        message = email.message_from_bytes(envelope.content, _class=EmailMessage,
-                                           policy=email.policy.default)
-        with self.lock:
-            self.received.append(message)
-        return "250 2.0.0 Ok: queued"
-
-    def subjects(self) -> list[str]:
-        with self.lock:
-            return sorted(str(m["Subject"]) for m in self.received)
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.received)
-
-    async def has(self, count: int) -> bool:
-        return self.count() >= count
-
-
-class SmtpServer:
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.mailbox = Mailbox()
-        self.controller = Controller(self.mailbox, hostname="127.0.0.1", port=self.port)
-
-    def start(self) -> SmtpServer:
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        self.controller.stop()
-
-    def env(self) -> dict[str, str]:
-        return {"SALDO_SMTP_HOST": "127.0.0.1", "SALDO_SMTP_PORT": str(self.port),
-                "SALDO_SMTP_FROM": "Købmand Ærø <faktura@koebmand.example>"}
 
 
 @pytest.fixture
