@@ -10,8 +10,9 @@ its position; on restart it continues from that position. So:
 - when the broker refuses a send, the position does not move past it, and once the broker
   accepts again every event arrives.
 
-Invoices are saved straight through the application; the relay runs as its own OS process
-(`saldo relay invoicing`), as in a deployment.
+Invoices are saved straight through the application, to a customer registered in a business
+unit set up first (rules M4, C1: those two are published too, before any invoice); the relay
+runs as its own OS process (`saldo relay invoicing`), as in a deployment.
 """
 
 from __future__ import annotations
@@ -28,21 +29,29 @@ from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from saldo_invoicing.application import InvoicingApplication
-from saldo_invoicing.domain import Invoice, InvoiceNumbers
+from saldo_invoicing.domain import Invoice, InvoiceNumbers, Terms
 from saldo_kernel.money import Money
 from saldo_platform.bus import ensure_topics, kafka_admin, partitions_of
 from saldo_platform.context import Context, acting
 from saldo_platform.settings import Settings
 from saldo_platform.sql import ensure_postgres_database
+from tests.inprocess import register_customer, set_up_business_unit
 from tests.kafka_tools import read_topic
 from tests.support import Process, eventually, settled
 
 INVOICES = 2000
+ISSUED = "dk.saldo.invoicing.InvoiceIssued"
+# The set-up's events (BusinessEntityUpdated, CustomerUpdated), stored before any invoice.
+PARTIES_SQL = "SELECT count(*) FROM invoicing_events WHERE topic LIKE 'saldo_invoicing.domain.parties:%'"
 
 
 def write_invoices(database_url: str, count: int = INVOICES, first_number: int = 1) -> None:
-    """Invoices saved straight through the application, a hundred per transaction."""
+    """Invoices saved straight through the application, a hundred per transaction, to customer
+    `cust` of the unit `bu_a`; both set up first (again: a repeated PUT writes nothing)."""
     app = InvoicingApplication(database_url)
+    entity = set_up_business_unit(app, "bu_a")
+    customer = register_customer(app, "bu_a", "cust")
+    terms = Terms.of(entity=entity, customer=customer)  # what issue_invoice decides (C3, I1)
     with acting(Context(business_unit="bu_a", actor="test", correlation_id="relay-crash")):
         numbers = (app.get_or_none(InvoiceNumbers.create_id("bu_a"))
                    or InvoiceNumbers(business_unit="bu_a"))
@@ -51,7 +60,7 @@ def write_invoices(database_url: str, count: int = INVOICES, first_number: int =
             for _ in range(min(100, count - start)):
                 invoices.append(Invoice.issue(
                     numbers=numbers, customer_id="cust", due_date=date(2026, 12, 1),
-                    lines=[{"description": "issue", "amount": Money(4500, "DKK")}]))
+                    lines=[{"description": "issue", "amount": Money(4500, "DKK")}], terms=terms))
             app.save(numbers, *invoices)
     app.close()
 
@@ -76,8 +85,10 @@ async def stored_events(database_url: str) -> int:
     return await count(database_url, "SELECT max(notification_id) FROM invoicing_events")
 
 
-async def published_ids(bootstrap: str, topic: str) -> list[str]:
-    return [dict(r.headers)["ce_id"].decode() for r in await read_topic(bootstrap, topic)]
+async def published_ids(bootstrap: str, topic: str, ce_type: str | None = ISSUED) -> list[str]:
+    """The ids of the published events of `ce_type` (None: of every type), copies included."""
+    return [dict(r.headers)["ce_id"].decode() for r in await read_topic(bootstrap, topic)
+            if ce_type is None or dict(r.headers)["ce_type"].decode() == ce_type]
 
 
 async def issued_event_ids(database_url: str, after: int = 0, up_to: int | None = None) -> set[str]:
@@ -96,15 +107,17 @@ async def issued_event_ids(database_url: str, after: int = 0, up_to: int | None 
 
 async def kill_mid_batch(relay: Process, bootstrap: str, topic: str, database_url: str) -> tuple[int, int]:
     """SIGKILL the relay after it stored a position, at an instant when it has sent more than
-    that position covers: the next batch is on its way, unacknowledged."""
+    that position covers: the next batch is on its way, unacknowledged. Counted in invoices
+    (InvoiceIssued): the set-up's events went out before the first invoice."""
     tps = await partitions_of(bootstrap, [topic])
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     conn = await asyncpg.connect(database_url)
     try:
+        parties = int(await conn.fetchval(PARTIES_SQL))
         deadline = asyncio.get_running_loop().time() + 120
         while asyncio.get_running_loop().time() < deadline:
-            sent = sum((await consumer.end_offsets(tps)).values())
+            sent = sum((await consumer.end_offsets(tps)).values()) - parties
             try:
                 position = await conn.fetchval("SELECT max(position) FROM relay_positions") or 0
             except asyncpg.UndefinedTableError:
@@ -144,13 +157,15 @@ async def test_relay_killed_mid_publish(env: dict[str, str], tmp_path: Path, tag
 
         assert await count(invoicing_db, "SELECT count(*) FROM invoices") == INVOICES
         assert await count(invoicing_db, "SELECT count(DISTINCT number) FROM invoices") == INVOICES
+        parties = await count(invoicing_db, PARTIES_SQL)
         assert await count(invoicing_db, "SELECT count(*) FROM consumed_events"
-                                         " WHERE consumer = 'invoicing.invoices'") == INVOICES
+                                         " WHERE consumer = 'invoicing.invoices'") == INVOICES + parties
         assert await count(accounting_db, "SELECT count(*) FROM \"accounting-sync_events\""
                                           " WHERE topic LIKE '%Posting.Recorded'") == INVOICES
 
         ids = await published_ids(bootstrap, topic)
         assert len(set(ids)) == INVOICES  # nothing lost on the wire
+        assert len(set(await published_ids(bootstrap, topic, None))) == INVOICES + parties
         twice = {i for i, n in Counter(ids).items() if n > 1}
         assert twice  # the unacknowledged tail was published again, and dropped by consumers
         covered = await issued_event_ids(invoicing_db, up_to=stored_at_kill)
@@ -191,10 +206,12 @@ async def test_relay_restarted_resumes_at_its_stored_position(env: dict[str, str
     finally:
         relay.stop()
 
+    everything = await published_ids(bootstrap, topic, None)
+    assert sorted(Counter(everything).values(), reverse=True)[:1] == [1], "published twice after the restart"
     ids = await published_ids(bootstrap, topic)
-    assert sorted(Counter(ids).values(), reverse=True)[:1] == [1], "published twice after the restart"
     assert set(ids) == await issued_event_ids(invoicing_db)  # all 500, each once
     assert len(ids) == 500
+    assert len(everything) == 500 + await count(invoicing_db, PARTIES_SQL)  # and the set-up, once
 
 
 async def test_relay_stores_no_position_past_a_send_the_broker_refused(
