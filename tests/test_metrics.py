@@ -23,6 +23,7 @@ from saldo_platform.context import Context, acting
 from saldo_platform.relay import Relay
 from saldo_platform.sql import SQLiteDatabase
 from tests.infrastructure import Servers
+from tests.inprocess import register_customer, set_up_business_unit
 from tests.kafka_tools import produce
 
 READER = InMemoryMetricReader()
@@ -43,6 +44,8 @@ def gauge(name: str) -> list[tuple[dict[str, Any], int]]:
 
 async def test_relay_backlog_counts_down_to_zero(tmp_path: Path) -> None:
     app = InvoicingApplication(f"sqlite:{tmp_path / 'invoicing.sqlite'}")
+    set_up_business_unit(app, "bu")  # as an operator does before invoicing (rules M4, C1)
+    register_customer(app, "bu", "cust")
     with acting(Context("bu", "test", "metrics")):
         for _ in range(5):
             app.issue_invoice(business_unit="bu", customer_id="cust", due_date=date(2026, 12, 1),
