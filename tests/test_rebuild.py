@@ -156,6 +156,14 @@ async def wait_caught_up(saldo: Saldo, embedded: bool = False) -> None:
 # --- the tests -------------------------------------------------------------------------------
 
 
+# FAILING ON PURPOSE — PRODUCT BUG, reported to the lead (issue 7, not a test problem): both
+# tests below fail since b025e8a. `invoicing.document-mails` (saldo_invoicing/mails.py) is a
+# work queue, not a read model: the document-mails job deletes each request once its mail is
+# queued, so replaying the topics from offset 0 brings every request back and `saldo rebuild
+# invoicing` reports document_mails DIFFERENT (live 0, rebuilt 2) and exits 1 on a healthy
+# system (rule E2). Every other table of every service rebuilds equal.
+
+
 async def test_rebuild_equals_the_live_read_models_distributed(distributed: Saldo) -> None:
     done = await walking_skeleton(distributed)
     await wait_caught_up(distributed)
