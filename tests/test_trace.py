@@ -4,7 +4,8 @@ The request carries a W3C `traceparent` we made up, so its trace id is known. Th
 events store that trace context; the relay restores it around its `publish` span and puts the
 publish span's context into the Kafka headers; the consuming service's `process` span is its
 child. A policy's new events store the consumer span's context, so the trace goes on for a
-second hop (CreditNoteIssued → payments' policy → AmountReleased → refunds).
+second hop (CreditNoteIssued → payments' policy → AmountReleased → refunds, and back to
+invoicing's policy → InvoicePaymentReleased).
 
 Spans come from the five OS processes through `SALDO_TRACE_FILE` (JSON lines, one file).
 """
@@ -20,9 +21,10 @@ from typing import Any
 
 import pytest
 
+from saldo_invoicing.policies import FollowPayments
 from saldo_payments.policies import FollowInvoices
 from tests.infrastructure import Servers
-from tests.scenarios import issue_invoice, pay_invoice
+from tests.scenarios import issue_invoice, pay_invoice, register_customer, set_up_business_unit
 from tests.support import Saldo, distributed_env, eventually, start_distributed
 
 Span = dict[str, Any]
@@ -100,6 +102,8 @@ def server_span(trace: list[Span], service: str, caller_span_id: str, of: Span) 
 
 
 async def test_one_trace_from_the_request_to_the_consuming_service(saldo: Saldo) -> None:
+    await set_up_business_unit(saldo)  # before the traced request (rules M4, C1)
+    await register_customer(saldo, customer_id="cust-trace")
     header, trace_id, caller = new_traceparent()
     prefix = saldo.env["SALDO_TOPIC_PREFIX"]
     response = await saldo.post("invoicing", "/v1/invoices", {
@@ -163,10 +167,32 @@ async def test_the_trace_goes_on_through_a_policy_to_the_next_service(saldo: Sal
     assert policy_span["name"] == f"process {prefix}.invoicing.v1", describe(trace)
     assert policy_span["attributes"]["saldo.consumer"] == FollowInvoices.name
     # ... which invoicing's relay published, inside the credit note request's trace.
-    credit_published = only([s for s in trace if s["name"] == f"publish {prefix}.invoicing.v1"],
+    # (Invoicing publishes on that topic in this trace again, see below: picked by event type.)
+    credit_published = only([s for s in trace if s["name"] == f"publish {prefix}.invoicing.v1"
+                             and s["attributes"]["saldo.event_type"]
+                             == "dk.saldo.invoicing.CreditNoteIssued"],
                             "publish span of CreditNoteIssued")
-    assert (credit_published["attributes"]["saldo.event_type"]
-            == "dk.saldo.invoicing.CreditNoteIssued")
     assert policy_span["parent_span_id"] == credit_published["span_id"], describe(trace)
     server_span(trace, "saldo-invoicing", caller, of=credit_published)
+    assert {s["trace_id"] for s in trace} == {trace_id}
+
+    # The same AmountReleased goes back to invoicing too: its policy follows the release on the
+    # invoice (InvoicePaymentReleased), still in the credit note request's trace.
+    async def followed() -> list[Span] | None:
+        trace = of_trace(saldo, trace_id)
+        found = [s for s in trace if s["name"] == f"publish {prefix}.invoicing.v1"
+                 and s["attributes"]["saldo.event_type"] == "dk.saldo.invoicing.InvoicePaymentReleased"]
+        return trace if found else None
+
+    trace = await eventually(followed, timeout=30,
+                             what="invoicing to publish InvoicePaymentReleased in the same trace")
+    release_followed = only([s for s in trace if s["name"] == f"publish {prefix}.invoicing.v1"
+                             and s["attributes"]["saldo.event_type"]
+                             == "dk.saldo.invoicing.InvoicePaymentReleased"],
+                            "publish span of InvoicePaymentReleased")
+    follow_span = ancestors(release_followed, trace)[0]
+    assert follow_span["service"] == "saldo-invoicing", describe(trace)
+    assert follow_span["name"] == f"process {prefix}.payments.v1", describe(trace)
+    assert follow_span["attributes"]["saldo.consumer"] == FollowPayments.name
+    assert follow_span["parent_span_id"] == released["span_id"], describe(trace)
     assert {s["trace_id"] for s in trace} == {trace_id}
