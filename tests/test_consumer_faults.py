@@ -29,16 +29,25 @@ async def _exited(saldo: Saldo, service: str) -> bool:
     return popen is not None and popen.poll() is not None
 
 
+# The payment reaches the invoice in two hops, each its own consumer in the invoicing process:
+# its policy applies PaymentReceived's allocation to the invoice (InvoicePaymentApplied), then
+# the invoices projection shows that as paid.
+PAYMENT_HOPS = [(_policy_of("invoicing", "payments"), "PaymentReceived"),
+                ("invoicing.invoices", "InvoicePaymentApplied")]
+
+
 @pytest.mark.parametrize("point", ["before-commit", "after-commit"])
-async def test_projection_crash_applies_payment_once(point: str, env: dict[str, str], tmp_path: Path,
+@pytest.mark.parametrize(("consumer", "event_type"), PAYMENT_HOPS)
+async def test_consumer_crash_applies_payment_once(point: str, consumer: str, event_type: str,
+                                                     env: dict[str, str], tmp_path: Path,
                                                      tag: str) -> None:
-    crash = {"SALDO_FAILPOINTS": f"{point}@invoicing.invoices@PaymentReceived"}
+    crash = {"SALDO_FAILPOINTS": f"{point}@{consumer}@{event_type}"}
     saldo = await start_distributed(env, tmp_path, service_env={"invoicing": crash})
     try:
         invoice = await issue_invoice(saldo, amount=49900)
         await pay_invoice(saldo, invoice)
         await eventually(lambda: _exited(saldo, "invoicing"), what="invoicing to crash at the failpoint")
-        assert f"failpoint {point}" in saldo.processes["invoicing"].output()
+        assert f"failpoint {point}@{consumer}" in saldo.processes["invoicing"].output()
 
         await saldo.restart("invoicing")
 
@@ -51,6 +60,13 @@ async def test_projection_crash_applies_payment_once(point: str, env: dict[str, 
         await settled(saldo)  # every consumer at the end of every topic: nothing more can come
         again = await saldo.found("invoicing", f"/v1/invoices/{invoice['id']}")
         assert again is not None and again["paid"] == 49900
+        conn = await asyncpg.connect(env["SALDO_DATABASE_URL"].rsplit("/", 1)[0] + f"/{tag}_invoicing")
+        try:
+            stored = await conn.fetchval(
+                "SELECT count(*) FROM invoicing_events WHERE topic LIKE '%Invoice.PaymentApplied'")
+        finally:
+            await conn.close()
+        assert stored == 1  # the allocation applied once in the invoicing event store
         assert await dead_letters(saldo) == []
     finally:
         saldo.stop()
