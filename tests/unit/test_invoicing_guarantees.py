@@ -124,3 +124,19 @@ def test_C4_a_stop_before_the_subscription_started_is_refused_on_stop_date_first
         stop_subscription(subscription=weekly, invoice=invoice, stop_date=date(2026, 2, 28),
                           issues_delivered=None, reason="x", credit_note_id=uuid4())
     assert weekly.stopped_on is None and invoice.credited == dkk(0)
+
+
+def test_C4_an_issue_based_stop_after_every_issue_was_delivered_credits_nothing() -> None:
+    """issues_delivered may be every issue of the period (0 to 12 inclusive): nothing is left to
+    credit, and the stop is not refused."""
+    alice = customer()
+    monthly = subscription(alice)
+    period = monthly.next_period(today=date(2026, 3, 1))
+    invoice = Invoice.issue(numbers=InvoiceNumbers(business_unit="bu-1"), customer_id="alice",
+                            lines=[InvoiceLine(description="Bladet", amount=dkk(60000))], due_date=DUE,
+                            terms=Terms.of(entity=entity(), customer=alice, subscription=monthly,
+                                           period=period))
+    monthly.period_invoiced(invoice_id=invoice.id, period=period)
+    credit = stop_subscription(subscription=monthly, invoice=invoice, stop_date=date(2027, 3, 1),
+                               issues_delivered=12, reason="all read", credit_note_id=uuid4())
+    assert credit is None and invoice.credited == dkk(0) and monthly.stopped_on == date(2027, 3, 1)
