@@ -73,6 +73,15 @@ def invoice_issued(invoice_id: UUID, amount: int, customer: str = "cust-1",
         lines=[invoicing.InvoiceLine(description="Magazine, 12 months", amount=amount)])
 
 
+def invoice_payment_applied(invoice_id: UUID, payment_id: UUID, amount: int, version: int = 2,
+                            customer: str = "cust-1", unit: str = "bu_a") -> invoicing.InvoicePaymentApplied:
+    """What the invoice recorded of a payment's allocation to it (invoicing's policy follows
+    payments), as invoicing's relay publishes it: the invoice's `version`-th event."""
+    return invoicing.InvoicePaymentApplied(
+        **envelope(invoice_id, version, unit=unit), invoice_id=invoice_id, customer_id=customer,
+        payment_id=payment_id, amount=Money(amount=amount, currency="DKK"))
+
+
 def payment_received(payment_id: UUID, amount: int, invoice_id: UUID | None = None,
                      customer: str = "cust-1", unit: str = "bu_a") -> payments.PaymentReceived:
     """A card payment; allocated in full to `invoice_id` if one is given."""

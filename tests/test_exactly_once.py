@@ -12,7 +12,8 @@ Three layers stand between a message that arrives twice and an effect applied tw
 
 Each layer has a test that fails when only that layer is removed. They drive the real
 `Projection`, `Policy` and `ConsumerRunner` against real PostgreSQL and Kafka, with a handler
-whose effect is not idempotent by itself (invoicing's paid amounts add up; a test policy makes a
+whose effect is not idempotent by itself (invoicing's paid amounts add up from the invoice's own
+InvoicePaymentApplied events; a test policy makes a
 new aggregate for every delivery), so the layer under test is the only guard.
 
 The last test does it to the running product: every event of the walking skeleton published a
@@ -58,7 +59,7 @@ from saldo_platform.policy import Policy
 from saldo_platform.settings import SERVICES, Settings, database_name_url
 from saldo_platform.sql import PostgresDatabase, ensure_postgres_database
 from tests.infrastructure import Servers
-from tests.kafka_tools import invoice_issued, payment_received, publish, read_topic, republish
+from tests.kafka_tools import invoice_issued, invoice_payment_applied, publish, read_topic, republish
 from tests.scenarios import walking_skeleton
 from tests.support import Saldo, dead_letters, eventually, settled, start_distributed, start_embedded
 
@@ -67,20 +68,20 @@ from tests.support import Saldo, dead_letters, eventually, settled, start_distri
 
 @dataclass
 class Stage:
-    """Invoicing's real invoice projection on its own database and topics, with a real producer
-    for its dead letters."""
+    """Invoicing's real invoice projection on its own database and topic (it reads invoicing's
+    topic only: what is paid comes from the invoice's own events), with a real producer for its
+    dead letters."""
 
     bootstrap: str
     db: PostgresDatabase
     projection: InvoicesProjection
     invoices_topic: str
-    payments_topic: str
     dead_letters: KafkaProducer
     group: str
 
     @property
     def topics(self) -> list[str]:
-        return [self.invoices_topic, self.payments_topic]
+        return [self.invoices_topic]
 
     async def publish(self, topic: str, *events: IntegrationEvent) -> None:
         """Onto partition 0, in order, encoded as the relay encodes them."""
@@ -127,14 +128,14 @@ class Stage:
 async def stage(infra: Servers, tag: str) -> AsyncIterator[Stage]:
     db = PostgresDatabase(database_name_url(infra.database_url, f"{tag}_invoicing"))
     await db.connect()
-    topics = [f"{tag}.invoicing.v1", f"{tag}.payments.v1"]
+    topics = [f"{tag}.invoicing.v1"]
     await ensure_topics(infra.kafka_bootstrap, topics + [f"{t}.dlq" for t in topics])
     projection = InvoicesProjection(db, topics)
     await projection.setup()
     producer = KafkaProducer(infra.kafka_bootstrap, f"{tag}-dead-letters")
     await producer.start()
     try:
-        yield Stage(infra.kafka_bootstrap, db, projection, topics[0], topics[1], producer,
+        yield Stage(infra.kafka_bootstrap, db, projection, topics[0], producer,
                     f"{tag}.invoicing.invoices")
     finally:
         await producer.stop()
@@ -149,19 +150,19 @@ async def test_layer_1_the_same_message_at_the_same_offset_again_changes_nothing
     id, and would be tried and dead-lettered again; a late copy would move the position back.)"""
     invoice, payment = uuid4(), uuid4()
     unstorable = invoice_issued(uuid4(), 700, customer="cust\u00001")  # PostgreSQL TEXT holds no NUL
-    await stage.publish(stage.invoices_topic, invoice_issued(invoice, 10000), unstorable)
-    await stage.publish(stage.payments_topic, payment_received(payment, 4000, invoice))
+    await stage.publish(stage.invoices_topic, invoice_issued(invoice, 10000), unstorable,
+                        invoice_payment_applied(invoice, payment, 4000))
     await stage.consume_to_the_end()
 
     before = await stage.observed()
     assert before["paid"] == {str(invoice): 4000}
-    assert before["positions"] == {(stage.invoices_topic, 0): 2, (stage.payments_topic, 0): 1}
+    assert before["positions"] == {(stage.invoices_topic, 0): 3}
     assert before["dead letters"] == [f"{stage.invoices_topic}/0/1"]  # the unstorable one, once
 
     runner = ConsumerRunner(cast(Handler, stage.projection), cast(Consumer, None), stage.dead_letters)
     again = [m for t in stage.topics for m in await read_topic(stage.bootstrap, t)]
     assert [(m.topic, m.offset) for m in again] == [
-        (stage.invoices_topic, 0), (stage.invoices_topic, 1), (stage.payments_topic, 0)]
+        (stage.invoices_topic, 0), (stage.invoices_topic, 1), (stage.invoices_topic, 2)]
     for message in [*again, again[0]]:  # all of them again, then the oldest once more, late
         await runner.process(message, asyncio.Event())
 
@@ -173,17 +174,19 @@ async def test_layer_2_a_copy_of_an_event_at_a_new_offset_changes_nothing(stage:
     same event (same id, same bytes) at a new offset, which the offset check lets through. The
     event id stops it: the invoice stays paid 4,000, not 8,000, and the partition moves on."""
     invoice, payment = uuid4(), uuid4()
-    await stage.publish(stage.invoices_topic, invoice_issued(invoice, 10000))
-    await stage.publish(stage.payments_topic, payment_received(payment, 4000, invoice))
+    await stage.publish(stage.invoices_topic, invoice_issued(invoice, 10000),
+                        invoice_payment_applied(invoice, payment, 4000))
     await stage.consume_to_the_end()
     before = await stage.observed()
     assert before["paid"] == {str(invoice): 4000}
 
-    await republish(stage.bootstrap, await read_topic(stage.bootstrap, stage.payments_topic))
+    [applied] = [m for m in await read_topic(stage.bootstrap, stage.invoices_topic)
+                 if header(m.headers, "ce_type") == "dk.saldo.invoicing.InvoicePaymentApplied"]
+    await republish(stage.bootstrap, [applied])
     await stage.consume_to_the_end()
 
     after = await stage.observed()
-    assert after["positions"][(stage.payments_topic, 0)] == 2  # the copy at offset 1 was read
+    assert after["positions"][(stage.invoices_topic, 0)] == 3  # the copy at offset 2 was read
     assert after["paid"] == {str(invoice): 4000}  # and not applied
     assert {k: v for k, v in after.items() if k != "positions"} == {
         k: v for k, v in before.items() if k != "positions"}
@@ -340,6 +343,18 @@ async def _publish_everything_again(saldo: Saldo) -> int:
     messages = [m for t in topics for m in await read_topic(settings.kafka_bootstrap, t)]
     await republish(settings.kafka_bootstrap, messages)
     return len(messages)
+
+
+# FAILING ON PURPOSE — PRODUCT BUG, reported to the lead (issue 7, not a test problem): the
+# test below fails in both modes since the invoice follows payments (3240600). Invoicing's
+# policy `invoicing.follow-payments` (saldo_invoicing/policies.py) has no domain key: a copy of
+# PaymentReceived / PaymentAllocated / AmountReleased at a new offset (a relay republishing
+# its unacknowledged tail, see test_relay_crash) passes its tracking record and is applied to
+# the invoice again. Here the copies add Invoice.PaymentApplied and PaymentReleased once more
+# (invoicing's store 10 -> 12 events, the invoice at version 6 instead of 4); a copy of
+# PaymentReceived alone leaves a 100.00 invoice paid 200.00 (rule M6). The other policies
+# recognise a copy by its domain key (architecture.md); this one must too (e.g. one
+# application per payment and source event).
 
 
 @pytest.fixture(params=["distributed", "embedded"])
