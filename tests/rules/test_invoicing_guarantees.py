@@ -17,6 +17,7 @@ import pytest
 from saldo_events import invoicing as contracts
 from saldo_events import payments as payment_events
 from saldo_events.envelope import Money as MoneyJSON
+from saldo_invoicing import queries
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.domain import Invoice, InvoiceLine
 from saldo_invoicing.integration import to_integration
@@ -192,3 +193,63 @@ async def test_M2_the_applications_today_is_the_units_business_date(
     assert invoicing.app.unit_today("bu-1") == date(2026, 12, 1)
     assert invoicing.app.unit_today("bu-2") == date(2026, 12, 2)
     assert invoicing.app.unit_today("bu-without-entity") == date(2026, 12, 2)
+
+
+# --- the invoices read model (rules I2, I3, I4) -------------------------------------------------------
+
+
+async def test_I2_I3_I4_the_read_model_answers_what_the_invoice_says_after_every_kind_of_change(
+        invoicing: Invoicing) -> None:
+    """After each event the row is what the aggregate says (`InvoiceOut.of`): paid, status,
+    reminders, the last reminder's date and the version (the ETag a client sends as If-Match),
+    whichever event moved it last: a payment, a reminder, a release with or without a credit note."""
+    app = invoicing.app
+    set_up_business_unit(app, reminder_schedule_days=[7, 14])
+    register_customer(app)
+    invoice = invoicing.issue(10000)
+    payment_id = uuid4()
+    today = day(30)
+
+    async def same() -> None:
+        await invoicing.project()
+        shown = await queries.invoice(invoicing.db, "bu-1", invoice.id, today=today)
+        expected = queries.InvoiceOut.of(app.repository.get(invoice.id), today=today)
+        assert shown is not None and shown.model_dump() == expected.model_dump()
+
+    await same()
+    await deliver(invoicing.payments, received(invoice, 4000, payment_id=payment_id))
+    await same()  # partially paid, version 2
+    with operator():
+        assert app.send_reminder(business_unit="bu-1", invoice_id=invoice.id, today=day(8))
+    await same()  # one reminder, on day 8
+    await deliver(invoicing.payments, released(invoice, payment_id, 1000))
+    await same()  # reopened by 10.00
+    await deliver(invoicing.payments, received(invoice, 7000, payment_id=payment_id))
+    await same()  # paid
+    with operator():
+        app.issue_credit_note(business_unit="bu-1", invoice_id=invoice.id, minor_units=2000, reason="x")
+    note = next(iter(app.repository.get(invoice.id).credit_notes))
+    await deliver(invoicing.payments, released(invoice, payment_id, 2000, credit_note_id=note))
+    await same()  # released for the credit note: still paid
+    row = await invoicing.row(invoice)
+    assert (row["status"], row["reminders"], row["last_reminder_on"]) == ("paid", 1, day(8).isoformat())
+
+
+async def test_I4_a_reminder_projected_twice_is_counted_once(invoicing: Invoicing) -> None:
+    """The reminders table's key (invoice, number) keeps the count right even when the same
+    reminder reaches the projection's SQL twice (the consumer's event-id check aside): a second
+    ReminderSent for the same number adds no row and does not count again."""
+    app = invoicing.app
+    set_up_business_unit(app, reminder_schedule_days=[7, 14])
+    register_customer(app)
+    invoice = invoicing.issue(10000)
+    with operator():
+        assert app.send_reminder(business_unit="bu-1", invoice_id=invoice.id, today=day(7))
+    await invoicing.project()
+    reminder = next(e for _, e in published(app, to_integration) if isinstance(e, contracts.ReminderSent))
+    async with invoicing.db.transaction() as tx:
+        await invoicing.invoices.project(tx, reminder)
+    row = await invoicing.row(invoice)
+    assert (row["reminders"], row["last_reminder_on"]) == (1, day(7).isoformat())
+    assert await invoicing.db.fetchval("SELECT count(*) FROM reminders WHERE invoice_id = $1",
+                                       str(invoice.id)) == 1
