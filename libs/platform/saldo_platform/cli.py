@@ -189,6 +189,10 @@ async def _rebuild(settings: Settings, service: str, until: datetime | None) -> 
     all_equal = True
     try:
         for projection in runtime.projections():
+            if not projection.read_model:
+                print(f"{service}: {projection.name} is a work queue, not a read model: not rebuilt",
+                      file=sys.stderr)
+                continue
             differences = await rebuild(runtime, projection, until)
             print_table(service, projection.name, differences)
             all_equal = all_equal and all(d.equal for d in differences)

@@ -27,6 +27,10 @@ class Projection:
     name: ClassVar[str]
     # Table name -> column definitions, e.g. {"invoices": "(id TEXT PRIMARY KEY, ...)"}.
     schema: ClassVar[dict[str, str]]
+    # A read model: `saldo rebuild` replays it from offset 0 and compares (rule E2). False for a
+    # work queue whose rows a job consumes (e.g. invoicing's document mails): replaying it would
+    # bring back work already done, so the rebuild leaves it out.
+    read_model: ClassVar[bool] = True
 
     def __init__(self, db: Database, topics: Sequence[str], suffix: str = "") -> None:
         self.db = db

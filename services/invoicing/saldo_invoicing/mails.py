@@ -37,6 +37,7 @@ BATCH = 50
 
 class DocumentMailsProjection(Projection):
     name = "invoicing.document-mails"
+    read_model = False  # a queue: the job deletes each request once its mail is queued
     schema = {
         "document_mails": """(
             mail_key TEXT NOT NULL, business_unit TEXT NOT NULL, kind TEXT NOT NULL,
