@@ -26,6 +26,7 @@ import pytest
 from saldo_platform.settings import Settings
 from saldo_platform.sql import ensure_postgres_database
 from tests.infrastructure import Servers
+from tests.scenarios import business_entity_body, customer_body
 from tests.support import Process, Saldo, create_key, distributed_env, free_port, wait_healthy
 
 SERVICES = ["invoicing", "accounting-sync"]
@@ -55,6 +56,12 @@ async def all_healthy_and_serving(service: str, saldo: Saldo) -> None:
 async def each_process_serves(service: str, saldo: Saldo) -> None:
     """Every started process answers a real request from the one shared database."""
     if service == "invoicing":
+        # Set up as an operator does before invoicing (rules M4, C1), through the first process.
+        first = next(iter(saldo.base_urls.values()))
+        for path, body in (("/v1/business-entity", business_entity_body()),
+                           ("/v1/customers/cust-1", customer_body())):
+            response = await saldo.client.put(first + path, json=body, headers=saldo.headers("bu_a"))
+            assert response.status_code == 201, response.text
         numbers = []
         for name, url in saldo.base_urls.items():
             response = await saldo.client.post(url + "/v1/invoices", headers=saldo.headers(
