@@ -116,3 +116,19 @@ async def test_M3_documents_of_another_unit_or_unknown_ones_are_not_found(
                  f"/v1/invoices/{issue(app, 'alice')}/credit-notes/{theirs.id}/pdf"):
         answer = await client.get(path)
         assert answer.status_code == 404, (path, answer.text)
+
+
+async def test_C3_a_currency_peppol_cannot_carry_is_a_409_naming_the_rule_not_a_500(tmp_path: Path) -> None:
+    """Peppol amounts have at most two decimals (BR-DEC); Saldo never rounds money to fit (M1)."""
+    app = in_memory(InvoicingApplication)
+    set_up_business_unit(app, "bu-1", currency="BHD")
+    register_customer(app, "bu-1", "ministry", ean=EAN)
+    with operator("bu-1"):
+        invoice = app.issue_invoice(business_unit="bu-1", customer_id="ministry", due_date=date(2026, 12, 31),
+                                    lines=[InvoiceLine(description="Bladet", amount=Money(12345, "BHD"))])
+    async with read_models(tmp_path) as db, serving("invoicing", router, app, db) as client:
+        ubl = await client.get(f"/v1/invoices/{invoice.id}/ubl")
+        assert ubl.status_code == 409, ubl.text
+        assert "BR-DEC" in ubl.json()["detail"]
+        pdf = await client.get(f"/v1/invoices/{invoice.id}/pdf")  # the PDF prints 12.345 BHD
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")

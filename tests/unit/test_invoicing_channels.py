@@ -167,3 +167,12 @@ def test_C3_every_reason_is_one_sentence() -> None:
         for sub, unit in itertools.product([None, *INVOICING_METHODS], INVOICING_METHODS):
             reason = resolve_channel(customer=customer, subscription_method=sub, unit_method=unit).reason
             assert reason and "\n" not in reason and ". " not in reason
+
+
+def test_C3_an_invoice_without_a_subscription_says_so_in_its_reason() -> None:
+    customer = facts(ean=None, mandate=False, online_banking=False, card=False)
+    own_lines = resolve_channel(customer=customer, subscription_method=None, unit_method="email",
+                                for_subscription=False)
+    assert own_lines == ResolvedChannel("email", own_lines.reason)
+    assert "business unit's method email (no subscription)" in own_lines.reason
+    assert "subscription has none" not in own_lines.reason

@@ -214,7 +214,12 @@ def test_C2_time_based_periods_follow_each_other() -> None:
     assert subscription.next_period(today=date(2026, 5, 5)) == {"start": date(2026, 1, 31),
                                                                  "end": date(2026, 2, 28)}
     invoice_period(subscription)
-    assert subscription.next_period(today=date(2026, 5, 5))["start"] == date(2026, 2, 28)
+    # counted from the start: the clamped February does not shift the months after it
+    assert subscription.next_period(today=date(2026, 5, 5)) == {"start": date(2026, 2, 28),
+                                                                 "end": date(2026, 3, 31)}
+    invoice_period(subscription)
+    assert subscription.next_period(today=date(2026, 5, 5)) == {"start": date(2026, 3, 31),
+                                                                 "end": date(2026, 4, 30)}
     issues = subscription_of("issues", 10)
     assert issues.next_period(today=date(2026, 5, 5)) == {"start": date(2026, 5, 5), "issues": 10}
 

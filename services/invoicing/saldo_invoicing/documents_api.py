@@ -47,7 +47,11 @@ def _ubl(document: Document) -> Response:
     if document.buyer.ean is None:
         raise Conflict(f"{document.buyer.name} has no EAN: Peppol documents are for customers with an "
                        "EAN (rule C3); download the PDF instead")
-    return Response(render_ubl(document), media_type="application/xml",
+    try:
+        xml = render_ubl(document)
+    except ValueError as e:  # e.g. a currency of three decimals, which Peppol does not allow
+        raise Conflict(f"{document.number} cannot be a Peppol BIS 3 document: {e}") from e
+    return Response(xml, media_type="application/xml",
                     headers={"Content-Disposition": f'attachment; filename="{document.number}.xml"'})
 
 

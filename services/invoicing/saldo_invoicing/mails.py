@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from urllib.parse import quote
 from uuid import UUID
 
 from saldo_events import invoicing
@@ -73,9 +74,11 @@ def mail_of(app: InvoicingApplication, kind: str, invoice: Invoice, key: str, *,
         return None
     seller = invoice.seller["name"] if invoice.seller else ""
     greeting = f"Dear {invoice.buyer['name']},\n\n"
-    pay = (f"Pay with the FIK reference {invoice.payment_reference} in your online bank"
-           + (f", or online: {payment_link.format(payment_reference=invoice.payment_reference)}"
-              if payment_link and invoice.payment_reference else "") + ".\n")
+    online = ""
+    if payment_link and invoice.payment_reference:  # "+71…" in a URL: "+" would read as a space
+        reference = quote(invoice.payment_reference, safe="")
+        online = f", or online: {payment_link.format(payment_reference=reference)}"
+    pay = f"Pay with the FIK reference {invoice.payment_reference} in your online bank{online}.\n"
     if kind == "credit_note":
         assert credit_note_id is not None
         document = credit_note_document(invoice, credit_note_id,

@@ -135,7 +135,8 @@ class Terms:
             raise DomainRuleViolated("an invoice's customer and subscription belong together (rule M3)")
         resolved = resolve_channel(
             customer=customer.channel_facts, unit_method=entity.invoicing_method,
-            subscription_method=subscription.invoicing_method if subscription else None)
+            subscription_method=subscription.invoicing_method if subscription else None,
+            for_subscription=subscription is not None)
         c, e = customer.details, entity.details
         address = e["postal_address"] or {"lines": [], "postal_code": "", "city": "", "country": ""}
         return cls(

@@ -59,7 +59,8 @@ class ResolvedChannel:
 
 
 def resolve_channel(
-    *, customer: ChannelFacts, subscription_method: InvoicingMethod | None, unit_method: InvoicingMethod
+    *, customer: ChannelFacts, subscription_method: InvoicingMethod | None, unit_method: InvoicingMethod,
+    for_subscription: bool = True,
 ) -> ResolvedChannel:
     """The delivery channel of an invoice, in the order of rule C3.
 
@@ -70,6 +71,9 @@ def resolve_channel(
     4. email or print_your_own_slip with an active card agreement → charge the card, send a receipt.
     5. email → e-mail with a PDF and a payment link. 6. print_your_own_slip. 7. preliminary_postponed
        → postponed. 8. manual.
+
+    `for_subscription` is False for an invoice of the operator's own lines, which has no
+    subscription to take a method from (the reason says so).
     """
     for name, value in (("subscription_method", subscription_method), ("unit_method", unit_method)):
         if value is not None and not is_invoicing_method(value):
@@ -89,7 +93,8 @@ def resolve_channel(
         source = f"subscription's own method {method}"
     else:
         method = unit_method
-        source = f"business unit's method {method} (the subscription has none of its own)"
+        source = (f"business unit's method {method} (the subscription has none of its own)"
+                  if for_subscription else f"business unit's method {method} (no subscription)")
 
     if method == "bs_payment_slip":
         if customer.mandate_active:

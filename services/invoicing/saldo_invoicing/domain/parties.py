@@ -414,8 +414,11 @@ class Subscription(SaldoAggregate):
         unit, length = self.period["unit"], self.period["length"]
         if unit == "issues":
             return InvoicedPeriod(start=today, issues=length)
+        # Counted from the start, not from the last end: monthly from 31 January ends on 28
+        # February, then 31 March, 30 April — a clamped month does not shift the ones after it.
         start = self.invoiced[-1]["end"] if self.invoiced else self.started_on
-        return InvoicedPeriod(start=start, end=period_end(start, unit, length))
+        return InvoicedPeriod(start=start,
+                              end=period_end(self.started_on, unit, length * (len(self.invoiced) + 1)))
 
     class PeriodInvoiced(SaldoAggregate.Event):
         invoice_id: UUID
