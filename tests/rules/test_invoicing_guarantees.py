@@ -5,6 +5,7 @@ deliberate one-line change. In process: the in-memory event store, the read mode
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -23,6 +24,7 @@ from saldo_invoicing.domain import Invoice, InvoiceLine
 from saldo_invoicing.integration import to_integration
 from saldo_invoicing.policies import FollowPayments
 from saldo_invoicing.projections import InvoicesProjection, PartiesProjection
+from saldo_invoicing.reminders import run_reminders
 from saldo_kernel.money import Money
 from saldo_platform import businessdates
 from saldo_platform.sql import Database
@@ -253,3 +255,61 @@ async def test_I4_a_reminder_projected_twice_is_counted_once(invoicing: Invoicin
     assert (row["reminders"], row["last_reminder_on"]) == (1, day(7).isoformat())
     assert await invoicing.db.fetchval("SELECT count(*) FROM reminders WHERE invoice_id = $1",
                                        str(invoice.id)) == 1
+
+
+# --- the reminders run (rule I4) --------------------------------------------------------------------
+
+
+async def test_M2_I4_each_unit_is_reminded_on_its_own_business_date(
+        invoicing: Invoicing, clock: datetime) -> None:
+    """Run without --date at 23:30 UTC on 1 December: it is 2 December in Copenhagen but still
+    1 December in New York, so the New York unit's invoice whose first reminder is due on
+    2 December gets none yet, while Copenhagen's does. The read model's today follows the same
+    zone (the overdue flag of the invoice list)."""
+    app = invoicing.app
+    set_up_business_unit(app, "bu-ny", time_zone="America/New_York", reminder_schedule_days=[7])
+    set_up_business_unit(app, "bu-cph", reminder_schedule_days=[7])
+    for unit in ("bu-ny", "bu-cph"):
+        register_customer(app, unit, "alice")
+    new_york = invoicing.issue(unit="bu-ny", due_date=date(2026, 11, 25))
+    copenhagen = invoicing.issue(unit="bu-cph", due_date=date(2026, 11, 25))
+    await invoicing.project()
+    run = await run_reminders(app, invoicing.db)
+    assert run.units == {"bu-cph": (date(2026, 12, 2), 1, 1), "bu-ny": (date(2026, 12, 1), 1, 0)}
+    assert app.repository.get(new_york.id).reminders == []
+    assert app.repository.get(copenhagen.id).reminders == [date(2026, 12, 2)]
+    assert await queries.unit_today(invoicing.db, "bu-ny") == date(2026, 12, 1)
+    assert await queries.unit_today(invoicing.db, "bu-cph") == date(2026, 12, 2)
+    assert await queries.unit_today(invoicing.db, "bu-without-entity") == date(2026, 12, 2)
+
+
+async def test_I4_a_run_asked_to_stop_sends_nothing_more_and_the_next_run_goes_on(
+        invoicing: Invoicing) -> None:
+    """The service is shutting down (stopping is set): the run ends before the next invoice
+    instead of holding the shutdown up; what it did not reach, the next run sends."""
+    set_up_business_unit(invoicing.app, reminder_schedule_days=[7])
+    register_customer(invoicing.app)
+    invoice = invoicing.issue()
+    await invoicing.project()
+    stopping = asyncio.Event()
+    stopping.set()
+    assert (await run_reminders(invoicing.app, invoicing.db, on=day(7), stopping=stopping)).sent == 0
+    assert invoicing.app.repository.get(invoice.id).reminders == []
+    assert (await run_reminders(invoicing.app, invoicing.db, on=day(7), stopping=asyncio.Event())).sent == 1
+
+
+async def test_I4_only_unsettled_invoices_past_their_due_date_are_counted_as_candidates(
+        invoicing: Invoicing) -> None:
+    """The run reports "unpaid past due" per unit: an invoice due today, a paid one and a
+    credited one are not among them (the count operators read in `saldo reminders run`)."""
+    app = invoicing.app
+    set_up_business_unit(app, reminder_schedule_days=[7])
+    register_customer(app)
+    late, due_today, paid, credited = (invoicing.issue(), invoicing.issue(due_date=day(7)),
+                                       invoicing.issue(), invoicing.issue())
+    await deliver(invoicing.payments, received(paid, 10000))
+    with operator():
+        app.issue_credit_note(business_unit="bu-1", invoice_id=credited.id, minor_units=10000, reason="x")
+    await invoicing.project()
+    assert (await run_reminders(app, invoicing.db, on=day(7))).units == {"bu-1": (day(7), 1, 1)}
+    assert [i.id for i in (late, due_today) if app.repository.get(i.id).reminders] == [late.id]

@@ -21,6 +21,7 @@ from saldo_invoicing.domain.parties import (
 from saldo_invoicing.domain.reminders import next_reminder
 from saldo_kernel.errors import DomainRuleViolated
 from saldo_kernel.money import Money
+from saldo_platform.settings import Settings
 
 DUE = date(2026, 12, 1)
 
@@ -140,3 +141,18 @@ def test_C4_an_issue_based_stop_after_every_issue_was_delivered_credits_nothing(
     credit = stop_subscription(subscription=monthly, invoice=invoice, stop_date=date(2027, 3, 1),
                                issues_delivered=12, reason="all read", credit_note_id=uuid4())
     assert credit is None and invoice.credited == dkk(0) and monthly.stopped_on == date(2027, 3, 1)
+
+
+# --- SALDO_PAYMENT_LINK (rule C3: e-mail with a PDF and a payment link) ----------------------------
+
+
+def test_C3_the_payment_link_is_an_http_url_with_the_payment_reference_in_it() -> None:
+    """A link every mailed invoice carries: refused at start-up unless it is http(s) and says
+    where the invoice's FIK reference goes; unset is no link."""
+    assert Settings.from_env({}).payment_link is None
+    for good in ("https://pay.example.dk/?ref={payment_reference}", "http://localhost/{payment_reference}"):
+        assert Settings.from_env({"SALDO_PAYMENT_LINK": good}).payment_link == good
+    for wrong in ("ftp://pay.example.dk/{payment_reference}", "pay.example.dk/{payment_reference}",
+                  "https://pay.example.dk/", "https://pay.example.dk/?ref={reference}"):
+        with pytest.raises(ValueError, match="SALDO_PAYMENT_LINK"):
+            Settings.from_env({"SALDO_PAYMENT_LINK": wrong})
