@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID, uuid4
 
 import pytest
@@ -18,15 +20,17 @@ import pytest
 from saldo_events import invoicing as contracts
 from saldo_events import payments as payment_events
 from saldo_events.envelope import Money as MoneyJSON
-from saldo_invoicing import queries
+from saldo_invoicing import mails, queries
 from saldo_invoicing.application import InvoicingApplication
 from saldo_invoicing.domain import Invoice, InvoiceLine
 from saldo_invoicing.integration import to_integration
+from saldo_invoicing.mails import DocumentMailsProjection, send_requested
 from saldo_invoicing.policies import FollowPayments
 from saldo_invoicing.projections import InvoicesProjection, PartiesProjection
 from saldo_invoicing.reminders import run_reminders
 from saldo_kernel.money import Money
 from saldo_platform import businessdates
+from saldo_platform.mail import setup_outbox
 from saldo_platform.sql import Database
 from tests.inprocess import (
     announced,
@@ -313,3 +317,127 @@ async def test_I4_only_unsettled_invoices_past_their_due_date_are_counted_as_can
     await invoicing.project()
     assert (await run_reminders(app, invoicing.db, on=day(7))).units == {"bu-1": (day(7), 1, 1)}
     assert [i.id for i in (late, due_today) if app.repository.get(i.id).reminders] == [late.id]
+
+
+# --- documents by e-mail (rules C3, I3, I4) -----------------------------------------------------------
+
+
+@dataclass
+class Mailing:
+    invoicing: Invoicing
+    requests: DocumentMailsProjection
+    runtime: Any
+    seen: int = 0
+
+    async def requested(self) -> list[tuple[str, str]]:
+        """Deliver what was published since last time to the requests projection; the open
+        requests as (kind, key)."""
+        self.seen = await project_published(self.invoicing.app, to_integration, self.requests, self.seen)
+        rows = await self.invoicing.db.fetch("SELECT kind, mail_key FROM document_mails ORDER BY mail_key")
+        return [(r["kind"], r["mail_key"]) for r in rows]
+
+    async def outbox(self) -> list[dict[str, Any]]:
+        rows = await self.invoicing.db.fetch(
+            "SELECT mail_key, recipient, subject, body, attachments FROM mail_outbox ORDER BY mail_key")
+        return [dict(r) for r in rows]
+
+
+@pytest.fixture
+async def mailing(invoicing: Invoicing) -> Mailing:
+    requests = DocumentMailsProjection(invoicing.db, ["saldo.invoicing.v1"])
+    await requests.setup()
+    await setup_outbox(invoicing.db)
+    runtime = SimpleNamespace(application=invoicing.app, db=invoicing.db, stopping=asyncio.Event(),
+                              settings=SimpleNamespace(payment_link="https://pay.example.dk/{payment_reference}"))
+    return Mailing(invoicing, requests, runtime)
+
+
+def credit(app: InvoicingApplication, invoice: Invoice, minor_units: int, unit: str = "bu-1") -> UUID:
+    with operator(unit):
+        app.issue_credit_note(business_unit=unit, invoice_id=invoice.id, minor_units=minor_units,
+                              reason=f"credit of {minor_units}")
+    return list(app.repository.get(invoice.id).credit_notes)[-1]
+
+
+def remind(app: InvoicingApplication, invoice: Invoice, on: date) -> None:
+    with operator(invoice.business_unit):
+        assert app.send_reminder(business_unit=invoice.business_unit, invoice_id=invoice.id, today=on)
+
+
+async def test_C3_I4_invoices_and_credit_notes_are_mailed_for_the_email_channel_reminders_to_all(
+        mailing: Mailing) -> None:
+    """Alice's invoices go by e-mail: her invoice, each of its two credit notes and each of its
+    two reminders is one mail (one request, one key, each). Bob has an EAN, so his invoice and
+    credit note go as e-invoices and are not mailed; his reminder is (every customer has an
+    e-mail address, C1). The requests are gone once the mails are queued."""
+    app = mailing.invoicing.app
+    set_up_business_unit(app, reminder_schedule_days=[7, 14])
+    register_customer(app, customer_id="alice", email="alice@example.dk")
+    register_customer(app, customer_id="bob", email="bob@example.dk", ean="5798000416604")
+    alice, bob = mailing.invoicing.issue(customer_id="alice"), mailing.invoicing.issue(customer_id="bob")
+    assert (alice.channel, bob.channel) == ("email", "e_invoice")
+    first, second = credit(app, alice, 1000), credit(app, alice, 2000)
+    bobs = credit(app, bob, 1000)
+    for invoice in (alice, bob):
+        remind(app, invoice, day(7))
+    remind(app, alice, day(14))
+
+    assert await mailing.requested() == sorted([
+        ("credit_note", f"credit-note:{first}"), ("credit_note", f"credit-note:{second}"),
+        ("credit_note", f"credit-note:{bobs}"),
+        ("invoice", f"invoice:{alice.id}"), ("invoice", f"invoice:{bob.id}"),
+        ("reminder", f"reminder:{alice.id}:1"), ("reminder", f"reminder:{alice.id}:2"),
+        ("reminder", f"reminder:{bob.id}:1")], key=lambda r: r[1])
+    await send_requested(mailing.runtime)
+
+    assert await mailing.requested() == []
+    queued = {m["mail_key"]: m for m in await mailing.outbox()}
+    assert sorted(queued) == sorted([f"invoice:{alice.id}", f"credit-note:{first}", f"credit-note:{second}",
+                                    f"reminder:{alice.id}:1", f"reminder:{alice.id}:2",
+                                    f"reminder:{bob.id}:1"])
+    assert queued[f"reminder:{bob.id}:1"]["recipient"] == "bob@example.dk"
+    assert queued[f"reminder:{alice.id}:2"]["subject"].startswith("Reminder 2: invoice 1 ")
+    # Credit notes are numbered after their invoice, in the order they were issued (I3).
+    assert ['"1-1.pdf"' in queued[f"credit-note:{first}"]["attachments"],
+            '"1-2.pdf"' in queued[f"credit-note:{second}"]["attachments"]] == [True, True]
+    link = "https://pay.example.dk/" + quote(alice.payment_reference or "", safe="")  # "+" → %2B
+    assert link in queued[f"invoice:{alice.id}"]["body"]
+
+
+async def test_I4_a_request_is_deleted_only_with_its_mail_queued(
+        mailing: Mailing, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queueing the mail and deleting its request are one transaction: when queueing fails the
+    request stays, and the next pass mails it (exactly once)."""
+    app = mailing.invoicing.app
+    set_up_business_unit(app)
+    register_customer(app)
+    invoice = mailing.invoicing.issue()
+    assert await mailing.requested() == [("invoice", f"invoice:{invoice.id}")]
+
+    async def broken(tx: Any, mail: Any) -> bool:
+        raise RuntimeError("the outbox is unreachable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(mails, "enqueue", broken)
+        with pytest.raises(RuntimeError):
+            await send_requested(mailing.runtime)
+    assert await mailing.requested() == [("invoice", f"invoice:{invoice.id}")]
+    assert await mailing.outbox() == []
+    await send_requested(mailing.runtime)
+    assert [m["mail_key"] for m in await mailing.outbox()] == [f"invoice:{invoice.id}"]
+    assert await mailing.requested() == []
+
+
+async def test_I4_a_reminder_says_what_is_still_open_after_payments_and_credit_notes(
+        mailing: Mailing) -> None:
+    """100.00 invoiced, 30.00 paid, 20.00 credited: the reminder asks for 50.00."""
+    app = mailing.invoicing.app
+    set_up_business_unit(app, reminder_schedule_days=[7])
+    register_customer(app)
+    invoice = mailing.invoicing.issue(10000)
+    await deliver(mailing.invoicing.payments, received(invoice, 3000))
+    credit(app, invoice, 2000)
+    remind(app, invoice, day(7))
+    mail = mails.mail_of(app, "reminder", app.repository.get(invoice.id), "k", credit_note_id=None,
+                         reminder=1, payment_link=None)
+    assert mail is not None and f"{Money(5000, 'DKK')} is still open" in mail.body
