@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.eventstore import CUSTOMERS
 from bench.relay import AIOKAFKA_ONLY
 
 
@@ -75,8 +76,9 @@ def markdown(results: dict[str, Any]) -> str:
         out.append(f"| {name} | {_n(value)} | {ceiling} | {_n(ceiling_value)} | "
                    f"{_ratio(value, ceiling_value)} |")
     size = t["record_size"]
-    out += ["", f"Events relayed: {t['relay']['rate']['count']:,} Invoice.Issued "
-            f"({t['relay']['batches']} batches of ≤{t['relay']['batch_size']}); one record = "
+    out += ["", f"Events relayed: {t['relay']['rate']['count']:,} (the unit's BusinessEntityUpdated "
+            f"and {CUSTOMERS} CustomerUpdated, then Invoice.Issued to those customers; "
+            f"{t['relay']['batches']} batches of ≤{t['relay']['batch_size']}); one invoice's record = "
             f"{size['key']} B key + {size['value']} B value + {size['headers']} B headers "
             f"= {size['total']} B (the perf tool's --record-size).",
             f"Setup append (100 invoices per transaction): {_n(t['fill']['per_second'])} events/s.",

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 from bench.client import Client
+from tests.scenarios import register_customer, set_up_business_unit
 
 AMOUNT = 49900
 BANK_ACCOUNT = {"registration_number": "1234", "account_number": "0001234567"}
@@ -49,8 +50,18 @@ def _created(response: Any, what: str) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
+async def set_up(c: Client, *customers: str) -> None:
+    """What an operator does before invoicing (rules M4, C1): the business unit's entity, then
+    the customers (a repeated PUT writes nothing). Not timed, and not counted as a command."""
+    await set_up_business_unit(c.saldo)
+    for customer in customers:
+        await register_customer(c.saldo, customer_id=customer)
+
+
 async def one_case(c: Client, customer: str) -> dict[str, float]:
-    """Seconds per step for one invoice → payment → credit note → refund → payout."""
+    """Seconds per step for one invoice → payment → credit note → refund → payout, to a
+    customer registered first (not timed)."""
+    await set_up(c, customer)
     out: dict[str, float] = {}
     t0 = time.perf_counter()
     invoice = _created(await c.post("invoicing", "/v1/invoices", invoice_body(customer)), "invoice")
