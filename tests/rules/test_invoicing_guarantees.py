@@ -354,9 +354,9 @@ async def mailing(invoicing: Invoicing) -> Mailing:
 
 def credit(app: InvoicingApplication, invoice: Invoice, minor_units: int, unit: str = "bu-1") -> UUID:
     with operator(unit):
-        app.issue_credit_note(business_unit=unit, invoice_id=invoice.id, minor_units=minor_units,
-                              reason=f"credit of {minor_units}")
-    return list(app.repository.get(invoice.id).credit_notes)[-1]
+        credited = app.issue_credit_note(business_unit=unit, invoice_id=invoice.id,
+                                         minor_units=minor_units, reason=f"credit of {minor_units}")
+    return list(credited.credit_notes)[-1]
 
 
 def remind(app: InvoicingApplication, invoice: Invoice, on: date) -> None:
