@@ -356,7 +356,8 @@ def credit(app: InvoicingApplication, invoice: Invoice, minor_units: int, unit: 
     with operator(unit):
         credited = app.issue_credit_note(business_unit=unit, invoice_id=invoice.id,
                                          minor_units=minor_units, reason=f"credit of {minor_units}")
-    return list(credited.credit_notes)[-1]
+    note: UUID = list(credited.credit_notes)[-1]
+    return note
 
 
 def remind(app: InvoicingApplication, invoice: Invoice, on: date) -> None:
