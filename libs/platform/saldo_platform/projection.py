@@ -2,10 +2,18 @@
 
 A projection declares its tables; SQL names them as `{table}` so the same projection can be
 rebuilt from offset 0 into fresh tables (suffix) and compared with the live ones (rule E2).
+
+When a new build changes a projection's tables (its `schema`), the tables a database holds from
+an older build no longer fit its SQL. A fingerprint of the schema is kept beside the offsets; on
+start, a projection whose fingerprint changed (or that consumed before fingerprints were kept)
+is dropped and replayed from offset 0: a read model follows from the events, so nothing is lost.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -13,6 +21,11 @@ from saldo_events.envelope import IntegrationEvent
 from saldo_platform import failpoints
 from saldo_platform.bus import TP, Message
 from saldo_platform.sql import Database, Executor
+
+log = logging.getLogger(__name__)
+
+SCHEMAS = ("CREATE TABLE IF NOT EXISTS projection_schemas ("
+           "consumer TEXT PRIMARY KEY, fingerprint TEXT NOT NULL)")
 
 OFFSETS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS consumer_offsets (
@@ -42,16 +55,37 @@ class Projection:
     def sql(self, statement: str) -> str:
         return statement.format(**self.tables)
 
+    @classmethod
+    def fingerprint(cls) -> str:
+        return hashlib.sha256(json.dumps(cls.schema, sort_keys=True).encode()).hexdigest()[:16]
+
     async def setup(self) -> None:
         await self.db.create_schema(OFFSETS_SCHEMA)
-        for table, columns in self.schema.items():
-            await self.db.create_schema(f"CREATE TABLE IF NOT EXISTS {self.tables[table]} {columns}")
+        await self.db.create_schema(SCHEMAS)
+        # One process at a time decides and drops: two replicas starting a new build together.
+        async with self.db.schema_lock():
+            stored = await self.db.fetchval(
+                "SELECT fingerprint FROM projection_schemas WHERE consumer = $1", self.consumer)
+            consumed = await self.db.fetchval(
+                "SELECT 1 FROM consumer_offsets WHERE consumer = $1 LIMIT 1", self.consumer)
+            if stored != self.fingerprint() and (stored is not None or consumed):
+                log.warning("read model %s changed shape: dropped, rebuilt from offset 0", self.consumer)
+                await self.drop()
+            for table, columns in self.schema.items():
+                # Not create_schema: it would wait for the lock this process holds.
+                await self.db.execute(f"CREATE TABLE IF NOT EXISTS {self.tables[table]} {columns}")
+            await self.db.execute(
+                "INSERT INTO projection_schemas (consumer, fingerprint) VALUES ($1, $2)"
+                " ON CONFLICT (consumer) DO UPDATE SET fingerprint = excluded.fingerprint",
+                self.consumer, self.fingerprint())
 
     async def drop(self) -> None:
         for table in self.tables.values():
             await self.db.execute(f"DROP TABLE IF EXISTS {table}")
         await self.db.execute("DELETE FROM consumer_offsets WHERE consumer = $1", self.consumer)
         await self.db.execute("DELETE FROM consumed_events WHERE consumer = $1", self.consumer)
+        await self.db.execute(SCHEMAS)  # a drop may come before any setup (a rebuild's fresh tables)
+        await self.db.execute("DELETE FROM projection_schemas WHERE consumer = $1", self.consumer)
 
     async def positions(self, partitions: list[TP]) -> dict[TP, int]:
         rows = await self.db.fetch(
