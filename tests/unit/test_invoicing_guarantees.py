@@ -19,6 +19,7 @@ from saldo_invoicing.domain.parties import (
     Subscription,
 )
 from saldo_invoicing.domain.reminders import next_reminder
+from saldo_invoicing.printing import credit_note_document, invoice_document
 from saldo_kernel.errors import DomainRuleViolated
 from saldo_kernel.money import Money
 from saldo_platform.settings import Settings
@@ -156,3 +157,25 @@ def test_C3_the_payment_link_is_an_http_url_with_the_payment_reference_in_it() -
                   "https://pay.example.dk/", "https://pay.example.dk/?ref={reference}"):
         with pytest.raises(ValueError, match="SALDO_PAYMENT_LINK"):
             Settings.from_env({"SALDO_PAYMENT_LINK": wrong})
+
+
+# --- documents as printed (rules I1, I3, B5) -------------------------------------------------------
+
+
+def test_I1_I3_documents_print_the_parties_as_issued_and_number_credit_notes_after_their_invoice() -> None:
+    """The buyer's own country (a German address stays DE; only a seller with no address is
+    taken to be in DK), the payment message "<prefix> <number>", and credit notes numbered
+    "<invoice>-<n>" in the order they were issued, whenever one is printed."""
+    terms = Terms.of(entity=entity(postal_address=None), customer=customer())
+    invoice = Invoice.issue(numbers=InvoiceNumbers(business_unit="bu-1"), customer_id="alice",
+                            lines=[InvoiceLine(description="Bladet", amount=dkk(10000))], due_date=DUE,
+                            terms=terms)
+    document = invoice_document(invoice, issue_date=date(2026, 11, 20))
+    assert (document.buyer.country, document.seller.country) == ("DE", "DK")
+    assert (document.number, document.payment_message) == ("1", "Bladhuset 1")
+    first, second = uuid4(), uuid4()
+    invoice.issue_credit_note(credit_note_id=first, amount=dkk(1000), reason="one issue missing")
+    invoice.issue_credit_note(credit_note_id=second, amount=dkk(2000), reason="two more")
+    notes = [credit_note_document(invoice, note, issue_date=date(2026, 11, 21)) for note in (first, second)]
+    assert [(n.number, n.payment_message, n.credited_invoice_number, n.total) for n in notes] == [
+        ("1-1", "Bladhuset 1-1", "1", dkk(1000)), ("1-2", "Bladhuset 1-2", "1", dkk(2000))]
