@@ -5,6 +5,7 @@ deliberate one-line change. In process: the in-memory event store, the read mode
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -27,10 +28,12 @@ from saldo_invoicing.integration import to_integration
 from saldo_invoicing.mails import DocumentMailsProjection, send_requested
 from saldo_invoicing.policies import FollowPayments
 from saldo_invoicing.projections import InvoicesProjection, PartiesProjection
-from saldo_invoicing.reminders import run_reminders
+from saldo_invoicing.reminders import COMMAND, run_reminders
 from saldo_kernel.money import Money
 from saldo_platform import businessdates
+from saldo_platform.cli import _service_command
 from saldo_platform.mail import setup_outbox
+from saldo_platform.settings import Settings
 from saldo_platform.sql import Database
 from tests.inprocess import (
     announced,
@@ -442,3 +445,14 @@ async def test_I4_a_reminder_says_what_is_still_open_after_payments_and_credit_n
     mail = mails.mail_of(app, "reminder", app.repository.get(invoice.id), "k", credit_note_id=None,
                          reminder=1, payment_link=None)
     assert mail is not None and f"{Money(5000, 'DKK')} is still open" in mail.body
+
+
+async def test_I4_saldo_reminders_run_works_on_a_service_whose_read_models_were_never_set_up(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A service's own command (`saldo reminders run`) sets up the service's read models before
+    it runs: on a fresh installation it answers that no unit has a business entity yet (exit 1)
+    instead of failing on a missing table."""
+    settings = Settings.from_env({"SALDO_MODE": "embedded", "SALDO_VAR_DIR": str(tmp_path)})
+    args = argparse.Namespace(action="run", date=day(7), business_unit=None)
+    assert await _service_command(settings, "invoicing", COMMAND, args) == 1
+    assert "no business unit with a business entity" in capsys.readouterr().err
