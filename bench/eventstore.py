@@ -121,6 +121,19 @@ def saldo_append_loop(app: InvoicingApplication, seconds: float, max_events: int
         return _timed_loop(step, seconds, max_events, "Saldo append loop (InvoicingApplication.save)")
 
 
+def issue_invoice_loop(app: InvoicingApplication, seconds: float, max_invoices: int,
+                       unit: str = f"{BUSINESS_UNIT}-issue") -> Rate:
+    """Invoices issued in process per second: the whole `issue_invoice` command (entity and
+    customer loaded, channel resolved, next number, FIK reference, saved with the sequence), one
+    at a time, in a unit of its own."""
+    set_up(app, unit)
+    with acting(Context(business_unit=unit, actor="api-key:bench", correlation_id=str(uuid4()))):
+        return _timed_loop(
+            lambda i: app.issue_invoice(business_unit=unit, customer_id=f"cust-{i % CUSTOMERS}",
+                                        lines=LINES, due_date=DUE),
+            seconds, max_invoices, "issue_invoice in process")
+
+
 def _timed_loop(step: Callable[[int], object], seconds: float, max_events: int,
                 what: str) -> Rate:
     ticker = Ticker(f"{what} (≤{seconds:.0f} s)", max_events)

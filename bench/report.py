@@ -90,6 +90,7 @@ def markdown(results: dict[str, Any]) -> str:
         out.append(f"| {name} | {_n(per)} | {_n(1e6 / per if per else None, 1)} |")
     summed = sum(1e6 / r["per_second"] for r in t["relay_breakdown"].values() if r["per_second"])
     out.append(f"| sum of the parts | {_n(1e6 / summed if summed else None)} | {_n(summed, 1)} |")
+    out += _invoicing_markdown(t, lat)
     agg = t.get("replay", {}).get("aggregate")
     if agg:
         out += ["", "### Aggregate replay and `issue_invoice`", "",
@@ -105,6 +106,32 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("plot"):
         out += ["", f"Plot: {results['plot']}"]
     return "\n".join(out) + "\n"
+
+
+def _invoicing_markdown(t: dict[str, Any], lat: dict[str, Any] | None) -> list[str]:
+    """Invoices issued per second, through the API and in process, beside the bare append
+    ceiling; documents rendered per second (issue 7)."""
+    bare = _rate(t["ceilings"].get("bare_eventsourcing_append"))
+    api = (lat or {}).get("bursts", {}).get("invoicing")
+    rows = [
+        (f"invoices through the API, {api['concurrency']} in flight" if api
+         else "invoices through the API (--skip-latency: not run)", api["per_second"] if api else None),
+        ("invoices in process (`issue_invoice`, one at a time)", _rate(t.get("issue_invoice"))),
+    ]
+    out = ["", "## Invoicing", "",
+           "| measured | per second | ceiling: bare eventsourcing append, events/s | of ceiling |",
+           "|---|--:|--:|--:|"]
+    for name, value in rows:
+        out.append(f"| {name} | {_n(value)} | {_n(bare)} | {_ratio(value, bare)} |")
+    d = t.get("documents")
+    if d:
+        out += ["", "| document | per second |", "|---|--:|",
+                f"| invoice PDF (core fonts: every Danish text) | {_n(d['pdf_per_second'])} |",
+                f"| invoice PDF, Unicode font embedded | {_n(d['pdf_unicode_font_per_second'])} |",
+                f"| Peppol BIS 3 UBL invoice | {_n(d['ubl_per_second'])} |",
+                f"| UBL invoice, rendered and validated against the UBL 2.1 XSD | "
+                f"{_n(d['ubl_validated_per_second'])} |"]
+    return out
 
 
 def _latency_markdown(lat: dict[str, Any]) -> list[str]:

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from bench import ceilings, eventstore
+from bench.documents import render_rates
 from bench.infra import Servers
 from bench.progress import say
 from bench.relay import breakdown, record_size, relay_throughput
@@ -33,6 +34,10 @@ async def throughput(servers: Servers, settings: Settings, tag: str,
         await _relay(app, url, servers, settings, tag, out)
         if not args.skip_ceilings:
             await _ceilings(app, servers, tag, args, out)
+        say(f"issue_invoice in process, ≤{args.ceiling_seconds:.0f} s")
+        out["issue_invoice"] = (await asyncio.to_thread(
+            eventstore.issue_invoice_loop, app, args.ceiling_seconds, args.events)).as_dict()
+        out["documents"] = await asyncio.to_thread(render_rates, args.ceiling_seconds)
         say("aggregate replay")
         out.setdefault("replay", {})["aggregate"] = await asyncio.to_thread(
             eventstore.aggregate_replay, app, min(args.events, 10000))
