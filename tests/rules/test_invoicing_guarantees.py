@@ -20,6 +20,7 @@ import pytest
 
 from saldo_events import invoicing as contracts
 from saldo_events import payments as payment_events
+from saldo_events.envelope import IntegrationEvent
 from saldo_events.envelope import Money as MoneyJSON
 from saldo_invoicing import mails, queries
 from saldo_invoicing.application import InvoicingApplication
@@ -456,3 +457,74 @@ async def test_I4_saldo_reminders_run_works_on_a_service_whose_read_models_were_
     args = argparse.Namespace(action="run", date=day(7), business_unit=None)
     assert await _service_command(settings, "invoicing", COMMAND, args) == 1
     assert "no business unit with a business entity" in capsys.readouterr().err
+
+
+# --- what is published (the contracts other services and the accounting read) -------------------------
+
+
+def _payload(event: Any) -> dict[str, Any]:
+    """The event's own fields, without the envelope every event has."""
+    own = set(type(event).model_fields) - set(IntegrationEvent.model_fields)
+    return event.model_dump(mode="json", include=own)  # type: ignore[no-any-return]
+
+
+async def test_M3_C1_C2_I1_I3_I4_every_field_of_every_published_event_says_what_happened(
+        invoicing: Invoicing) -> None:
+    """Each published field carries the aggregate's value, not a default: the unit's zone and
+    schedule, the customer's agreements, a subscription's own method, the period an invoice
+    covers (dates or issues), the channel and its reason, the FIK reference, a release's credit
+    note, a reopening's reason, a reminder's number and business date, a stop's reason."""
+    app = invoicing.app
+    active = {"reference": "agr-1", "status": "active", "cancelled_at": None}
+    cancelled = {"reference": "agr-0", "status": "cancelled",
+                 "cancelled_at": datetime(2026, 10, 1, tzinfo=UTC)}
+    set_up_business_unit(app, time_zone="America/New_York", reminder_schedule_days=[3, 9])
+    register_customer(app, bank_account={"registration_number": "1234", "account_number": "567890"},
+                      betalingsservice_mandate=active, e_invoice_to_online_banking=True,
+                      card_agreement=cancelled, mobilepay_agreement=active)
+    issues = start_subscription(app, period={"unit": "issues", "length": 4},
+                                invoicing_method="print_your_own_slip")
+    months = start_subscription(app, started_on=date(2026, 11, 1))
+    payment_id = uuid4()
+    with operator():
+        by_issues = app.invoice_subscription(business_unit="bu-1", subscription_id=issues.id, due_date=DUE)
+        by_months = app.invoice_subscription(business_unit="bu-1", subscription_id=months.id, due_date=DUE)
+    await deliver(invoicing.payments, received(by_months, 14900, payment_id=payment_id))
+    note = credit(app, by_months, 4900)
+    await deliver(invoicing.payments, released(by_months, payment_id, 4900, credit_note_id=note))
+    await deliver(invoicing.payments, released(by_months, payment_id, 10000, reason="chargeback"))
+    remind(app, by_months, day(3))
+    with operator():
+        app.stop_subscription(business_unit="bu-1", subscription_id=issues.id, stop_date=date(2026, 12, 1),
+                              issues_delivered=4, reason="moved abroad")
+
+    events: dict[str, list[dict[str, Any]]] = {}
+    for _, event in published(app, to_integration):
+        events.setdefault(type(event).__name__, []).append(_payload(event))
+    [unit] = events["BusinessEntityUpdated"]
+    assert (unit["time_zone"], unit["reminder_schedule_days"], unit["fik_creditor_number"]) == (
+        "America/New_York", [3, 9], "85236417")
+    assert unit["postal_address"] == {"lines": ["Bladvej 1"], "postal_code": "8000", "city": "Aarhus C",
+                                      "country": "DK"}
+    [alice] = events["CustomerUpdated"]
+    assert {k: alice[k] for k in ("bank_account", "betalingsservice_mandate", "e_invoice_to_online_banking",
+                                  "card_agreement", "mobilepay_agreement")} == {
+        "bank_account": {"registration_number": "1234", "account_number": "567890", "iban": None,
+                         "bic": None},
+        "betalingsservice_mandate": active, "e_invoice_to_online_banking": True,
+        "card_agreement": {**cancelled, "cancelled_at": "2026-10-01T00:00:00Z"},
+        "mobilepay_agreement": active}
+    assert [s["invoicing_method"] for s in events["SubscriptionStarted"]] == ["print_your_own_slip", None]
+    assert [(i["subscription_id"], i["period"], i["channel"], i["channel_reason"], i["payment_reference"])
+            for i in events["InvoiceIssued"]] == [
+        (str(issues.id), {"start": by_issues.period["start"].isoformat(), "end": None, "issues": 4},
+         by_issues.channel, by_issues.channel_reason, by_issues.payment_reference),
+        (str(months.id), {"start": "2026-11-01", "end": "2026-12-01", "issues": None},
+         by_months.channel, by_months.channel_reason, by_months.payment_reference)]
+    assert by_issues.channel_reason != by_issues.channel
+    assert [p["period"] for p in events["SubscriptionPeriodInvoiced"]] == [
+        i["period"] for i in events["InvoiceIssued"]]
+    assert [r["credit_note_id"] for r in events["InvoicePaymentReleased"]] == [str(note)]
+    assert [r["reason"] for r in events["InvoiceReopened"]] == ["chargeback"]
+    assert [(r["number"], r["business_date"]) for r in events["ReminderSent"]] == [(1, day(3).isoformat())]
+    assert [s["reason"] for s in events["SubscriptionStopped"]] == ["moved abroad"]
