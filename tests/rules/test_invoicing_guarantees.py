@@ -24,7 +24,7 @@ from saldo_events.envelope import IntegrationEvent
 from saldo_events.envelope import Money as MoneyJSON
 from saldo_invoicing import mails, queries
 from saldo_invoicing.application import InvoicingApplication
-from saldo_invoicing.domain import Invoice, InvoiceLine
+from saldo_invoicing.domain import Invoice, InvoiceLine, InvoiceNumbers, Terms
 from saldo_invoicing.integration import to_integration
 from saldo_invoicing.mails import DocumentMailsProjection, send_requested
 from saldo_invoicing.policies import FollowPayments
@@ -528,3 +528,42 @@ async def test_M3_C1_C2_I1_I3_I4_every_field_of_every_published_event_says_what_
     assert [r["reason"] for r in events["InvoiceReopened"]] == ["chargeback"]
     assert [(r["number"], r["business_date"]) for r in events["ReminderSent"]] == [(1, day(3).isoformat())]
     assert [s["reason"] for s in events["SubscriptionStopped"]] == ["moved abroad"]
+
+
+# --- invoicing a subscription while another invoice takes the number (rules I1, C2) -------------------
+
+
+def test_I1_C2_a_subscription_invoice_that_lost_its_number_to_another_invoice_takes_the_next(
+        invoicing: Invoicing, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process issued an invoice of its own lines between this command's read of the
+    number sequence and its save: the save conflicts on the sequence only. The subscription
+    did not change, so the command retries from what is saved and invoices the period with the
+    next number, instead of refusing as if the period had been invoiced meanwhile."""
+    app = invoicing.app
+    set_up_business_unit(app)
+    register_customer(app)
+    subscription = start_subscription(app)
+    save = app.save
+    others: list[Invoice] = []
+
+    def another_process_first(*aggregates: Any, **kwargs: Any) -> Any:
+        if not others and any(isinstance(a, Invoice) and a.subscription_id for a in aggregates):
+            numbers = (app.get_or_none(InvoiceNumbers.create_id("bu-1"))
+                       or InvoiceNumbers(business_unit="bu-1"))
+            other = Invoice.issue(numbers=numbers, customer_id="alice", due_date=DUE,
+                                  lines=[InvoiceLine(description="x", amount=Money(100, "DKK"))],
+                                  terms=Terms.of(entity=app.business_entity(business_unit="bu-1"),
+                                                 customer=app.customer(business_unit="bu-1",
+                                                                       customer_id="alice")))
+            save(numbers, other)
+            others.append(other)
+        return save(*aggregates, **kwargs)
+
+    monkeypatch.setattr(app, "save", another_process_first)
+    with operator():
+        invoice = app.invoice_subscription(business_unit="bu-1", subscription_id=subscription.id,
+                                           due_date=DUE)
+    assert [o.number for o in others] == [1] and invoice.number == 2
+    invoiced = app.repository.get(subscription.id).invoiced
+    assert [(p["start"], p.get("end"), p.get("invoice_id")) for p in invoiced] == [
+        (date(2026, 11, 1), date(2026, 12, 1), invoice.id)]

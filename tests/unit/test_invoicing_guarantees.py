@@ -179,3 +179,14 @@ def test_I1_I3_documents_print_the_parties_as_issued_and_number_credit_notes_aft
     notes = [credit_note_document(invoice, note, issue_date=date(2026, 11, 21)) for note in (first, second)]
     assert [(n.number, n.payment_message, n.credited_invoice_number, n.total) for n in notes] == [
         ("1-1", "Bladhuset 1-1", "1", dkk(1000)), ("1-2", "Bladhuset 1-2", "1", dkk(2000))]
+
+
+def test_C3_the_channel_reason_says_whether_the_invoice_has_a_subscription() -> None:
+    """An invoice of the operator's own lines has no subscription to take a method from; one for
+    a subscription without a method of its own inherits the unit's. The reason tells them apart."""
+    alice = customer(ean=None)
+    own_lines = Terms.of(entity=entity(), customer=alice)
+    renewal = Terms.of(entity=entity(), customer=alice, subscription=subscription(alice))
+    assert (own_lines.channel, renewal.channel) == ("email", "email")
+    assert "business unit's method email (no subscription)" in own_lines.channel_reason
+    assert "the subscription has none of its own" in renewal.channel_reason
