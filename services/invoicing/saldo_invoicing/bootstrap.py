@@ -7,6 +7,7 @@ from saldo_invoicing.integration import to_integration
 from saldo_invoicing.overview import OverviewProjection
 from saldo_invoicing.policies import FollowPayments
 from saldo_invoicing.projections import InvoicesProjection, PartiesProjection
+from saldo_platform import mail_commands
 from saldo_platform.mail import outbox_job
 from saldo_platform.service import ServiceDefinition
 
@@ -22,5 +23,5 @@ def definition() -> ServiceDefinition:
                      (mails.DocumentMailsProjection, ["invoicing"])],
         policies=[(FollowPayments, ["payments"])],
         jobs=[reminders.JOB, mails.JOB, outbox_job()],
-        commands=[reminders.COMMAND],
+        commands=[reminders.COMMAND, mail_commands.COMMAND],
     )
