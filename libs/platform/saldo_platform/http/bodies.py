@@ -10,15 +10,29 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 # 10^12 minor units (10 000 000 000.00 DKK) per amount: far above any real invoice, payment or
 # refund, and 500 invoice lines of it still sum below 2^53, so every total stays an exact JSON
 # number for any client (rule M1) and far inside PostgreSQL's BIGINT.
 MAX_AMOUNT = 10**12
 
-MinorUnits = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT,
-                                        description="integer minor units (øre, cents), no floats")]
+
+
+def _minor_units(value: int) -> int:
+    """The bounds of every amount, refused in words naming the rule (a 422 an operator reads)."""
+    if value <= 0:
+        raise ValueError("must be greater than 0: an amount is a positive whole number of minor "
+                         "units (øre, cents) (rule M1)")
+    if value > MAX_AMOUNT:
+        raise ValueError(f"must be less than or equal to {MAX_AMOUNT} minor units (rule M1)")
+    return value
+
+
+# The schema still says exclusiveMinimum 0 and maximum 10^12; the check is `_minor_units`.
+MinorUnits = Annotated[StrictInt, AfterValidator(_minor_units), Field(
+    description="integer minor units (øre, cents), no floats (rule M1)",
+    json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_AMOUNT})]
 
 
 def _has_nul(value: Any) -> bool:
