@@ -128,20 +128,22 @@ def test_I1_each_invoice_carries_a_fik_reference_made_from_its_number_and_its_re
 def test_I2_I3_payments_applied_settle_a_release_for_a_credit_note_keeps_it_settled() -> None:
     invoice = an_invoice(10000)
     payment = uuid4()
-    invoice.apply_payment(payment_id=payment, amount=dkk(4000))
+    invoice.apply_payment(payment_id=payment, amount=dkk(4000), payments_event_id=uuid4())
     assert invoice.status == "partially_paid"
-    invoice.apply_payment(payment_id=payment, amount=dkk(6000))
+    invoice.apply_payment(payment_id=payment, amount=dkk(6000), payments_event_id=uuid4())
     assert invoice.status == "paid"
     note = uuid4()
     invoice.issue_credit_note(credit_note_id=note, amount=dkk(3000), reason="stopped early")
-    invoice.release_for_credit_note(payment_id=payment, amount=dkk(3000), credit_note_id=note)
+    invoice.release_for_credit_note(payment_id=payment, amount=dkk(3000), credit_note_id=note,
+                                    payments_event_id=uuid4())
     assert (invoice.paid, invoice.credited, invoice.status) == (dkk(7000), dkk(3000), "paid")
 
 
 def test_I3_a_release_without_a_credit_note_makes_the_invoice_unpaid_again() -> None:
     invoice = an_invoice(10000)
-    invoice.apply_payment(payment_id=uuid4(), amount=dkk(10000))
-    invoice.reopen(payment_id=uuid4(), amount=dkk(2500), reason="paid by mistake")
+    invoice.apply_payment(payment_id=uuid4(), amount=dkk(10000), payments_event_id=uuid4())
+    invoice.reopen(payment_id=uuid4(), amount=dkk(2500), reason="paid by mistake",
+                   payments_event_id=uuid4())
     assert (invoice.paid, invoice.status) == (dkk(7500), "partially_paid")
     assert isinstance(invoice.collect_events()[-1], Invoice.Reopened)
 
@@ -169,7 +171,7 @@ def test_I4_reminders_follow_the_schedule_once_a_day_and_only_while_unpaid() -> 
 
 def test_I4_paid_and_credited_invoices_get_no_reminder() -> None:
     paid = an_invoice(10000)
-    paid.apply_payment(payment_id=uuid4(), amount=dkk(10000))
+    paid.apply_payment(payment_id=uuid4(), amount=dkk(10000), payments_event_id=uuid4())
     credited = an_invoice(10000)
     credited.issue_credit_note(credit_note_id=uuid4(), amount=dkk(10000), reason="cancelled")
     for invoice in (paid, credited):
@@ -180,9 +182,9 @@ def test_I3_I4_a_reopened_invoice_gets_its_reminders_again_one_at_a_time() -> No
     invoice = an_invoice(10000)
     invoice.send_reminder(today=days(8), schedule=SCHEDULE)
     payment = uuid4()
-    invoice.apply_payment(payment_id=payment, amount=dkk(10000))
+    invoice.apply_payment(payment_id=payment, amount=dkk(10000), payments_event_id=uuid4())
     assert invoice.reminder_due(today=days(20), schedule=SCHEDULE) is None
-    invoice.reopen(payment_id=payment, amount=dkk(10000), reason="chargeback")
+    invoice.reopen(payment_id=payment, amount=dkk(10000), reason="chargeback", payments_event_id=uuid4())
     assert invoice.reminder_due(today=days(20), schedule=SCHEDULE) == 2  # resumes where it stopped
 
 
@@ -276,3 +278,15 @@ def test_C4_I3_the_credit_never_exceeds_what_is_left_to_credit() -> None:
     credit = stop_subscription(subscription=subscription, invoice=invoice, stop_date=date(2026, 1, 1),
                                issues_delivered=None, reason="never started", credit_note_id=uuid4())
     assert credit == dkk(900) and invoice.creditable == dkk(0)
+
+
+def test_I2_a_copy_of_a_payments_event_changes_nothing() -> None:
+    """Payments' events arrive at least once; one published again at a new offset is the same
+    event (its id): the invoice applies it once (rules I2, M6)."""
+    invoice = an_invoice(10000)
+    received, released = uuid4(), uuid4()
+    for _ in range(2):
+        invoice.apply_payment(payment_id=uuid4(), amount=dkk(10000), payments_event_id=received)
+        invoice.reopen(payment_id=uuid4(), amount=dkk(2500), reason="chargeback",
+                       payments_event_id=released)
+    assert invoice.paid == dkk(7500) and len(invoice.collect_events()) == 3  # issued, applied, reopened

@@ -230,20 +230,23 @@ class InvoicingApplication(EventStoreApplication):
     # --- reactions to payments' events (policies.py) ---
 
     def apply_payment(self, processing_event: ProcessingEvent[UUID], *, business_unit: str,
-                      invoice_id: UUID, payment_id: UUID, amount: Money) -> None:
+                      invoice_id: UUID, payment_id: UUID, amount: Money, payments_event_id: UUID) -> None:
         invoice: Invoice = self.get_owned(invoice_id, business_unit, Invoice)
-        invoice.apply_payment(payment_id=payment_id, amount=amount)
+        invoice.apply_payment(payment_id=payment_id, amount=amount, payments_event_id=payments_event_id)
         processing_event.collect_events(invoice)
 
     def release(self, processing_event: ProcessingEvent[UUID], *, business_unit: str, invoice_id: UUID,
-                payment_id: UUID, amount: Money, credit_note_id: UUID | None, reason: str) -> None:
+                payment_id: UUID, amount: Money, credit_note_id: UUID | None, reason: str,
+                payments_event_id: UUID) -> None:
         """A release for one of its credit notes keeps the invoice settled; any other reopens it (I3)."""
         invoice: Invoice = self.get_owned(invoice_id, business_unit, Invoice)
         if credit_note_id is not None:
             invoice.release_for_credit_note(payment_id=payment_id, amount=amount,
-                                            credit_note_id=credit_note_id)
+                                            credit_note_id=credit_note_id,
+                                            payments_event_id=payments_event_id)
         else:
-            invoice.reopen(payment_id=payment_id, amount=amount, reason=reason)
+            invoice.reopen(payment_id=payment_id, amount=amount, reason=reason,
+                           payments_event_id=payments_event_id)
         processing_event.collect_events(invoice)
 
 

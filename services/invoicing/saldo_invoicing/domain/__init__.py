@@ -230,6 +230,7 @@ class Invoice(SaldoAggregate):
         self.paid = Money.zero(self.total.currency)
         self.credit_notes: dict[UUID, CreditNote] = {}
         self.reminders: list[date] = []
+        self.followed: set[UUID] = set()  # payments events applied (see `follows`)
 
     @property
     def currency(self) -> str:
@@ -268,19 +269,31 @@ class Invoice(SaldoAggregate):
         self.credited += amount
         self.credit_notes[credit_note_id] = CreditNote(amount=amount, reason=reason)
 
+    # Payments' events reach the invoice at least once (a copy at a new offset is possible):
+    # each change remembers the payments event it follows, and a copy changes nothing.
+
+    def follows(self, payments_event_id: UUID) -> bool:
+        """Whether this payments event was already applied to the invoice."""
+        return payments_event_id in self.followed
+
     class PaymentApplied(SaldoAggregate.Event):
         """Payments allocated money of one payment to this invoice (PaymentReceived/Allocated)."""
 
         payment_id: UUID
         amount: Money
         customer_id: str
+        payments_event_id: UUID
 
-    def apply_payment(self, *, payment_id: UUID, amount: Money) -> None:
-        self._applied(payment_id=payment_id, amount=amount, customer_id=self.customer_id)
+    def apply_payment(self, *, payment_id: UUID, amount: Money, payments_event_id: UUID) -> None:
+        if not self.follows(payments_event_id):
+            self._applied(payment_id=payment_id, amount=amount, customer_id=self.customer_id,
+                          payments_event_id=payments_event_id)
 
     @event(PaymentApplied)
-    def _applied(self, *, payment_id: UUID, amount: Money, customer_id: str) -> None:
+    def _applied(self, *, payment_id: UUID, amount: Money, customer_id: str,
+                 payments_event_id: UUID) -> None:
         self.paid += amount
+        self.followed.add(payments_event_id)
 
     class PaymentReleased(SaldoAggregate.Event):
         """Payments detached money for one of this invoice's credit notes: the debt shrank by
@@ -290,14 +303,19 @@ class Invoice(SaldoAggregate):
         amount: Money
         credit_note_id: UUID
         customer_id: str
+        payments_event_id: UUID
 
-    def release_for_credit_note(self, *, payment_id: UUID, amount: Money, credit_note_id: UUID) -> None:
-        self._released(payment_id=payment_id, amount=amount, credit_note_id=credit_note_id,
-                       customer_id=self.customer_id)
+    def release_for_credit_note(self, *, payment_id: UUID, amount: Money, credit_note_id: UUID,
+                                payments_event_id: UUID) -> None:
+        if not self.follows(payments_event_id):
+            self._released(payment_id=payment_id, amount=amount, credit_note_id=credit_note_id,
+                           customer_id=self.customer_id, payments_event_id=payments_event_id)
 
     @event(PaymentReleased)
-    def _released(self, *, payment_id: UUID, amount: Money, credit_note_id: UUID, customer_id: str) -> None:
+    def _released(self, *, payment_id: UUID, amount: Money, credit_note_id: UUID, customer_id: str,
+                  payments_event_id: UUID) -> None:
         self.paid -= amount
+        self.followed.add(payments_event_id)
 
     class Reopened(SaldoAggregate.Event):
         """Money was released without a credit note: the invoice is unpaid again by that
@@ -307,13 +325,18 @@ class Invoice(SaldoAggregate):
         amount: Money
         reason: str
         customer_id: str
+        payments_event_id: UUID
 
-    def reopen(self, *, payment_id: UUID, amount: Money, reason: str) -> None:
-        self._reopen(payment_id=payment_id, amount=amount, reason=reason, customer_id=self.customer_id)
+    def reopen(self, *, payment_id: UUID, amount: Money, reason: str, payments_event_id: UUID) -> None:
+        if not self.follows(payments_event_id):
+            self._reopen(payment_id=payment_id, amount=amount, reason=reason,
+                         customer_id=self.customer_id, payments_event_id=payments_event_id)
 
     @event(Reopened)
-    def _reopen(self, *, payment_id: UUID, amount: Money, reason: str, customer_id: str) -> None:
+    def _reopen(self, *, payment_id: UUID, amount: Money, reason: str, customer_id: str,
+                payments_event_id: UUID) -> None:
         self.paid -= amount
+        self.followed.add(payments_event_id)
 
     def reminder_due(self, *, today: date, schedule: list[int]) -> int | None:
         """The number of the reminder due on `today` (the unit's business date, M2), if any:
