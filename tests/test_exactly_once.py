@@ -345,18 +345,6 @@ async def _publish_everything_again(saldo: Saldo) -> int:
     return len(messages)
 
 
-# FAILING ON PURPOSE — PRODUCT BUG, reported to the lead (issue 7, not a test problem): the
-# test below fails in both modes since the invoice follows payments (3240600). Invoicing's
-# policy `invoicing.follow-payments` (saldo_invoicing/policies.py) has no domain key: a copy of
-# PaymentReceived / PaymentAllocated / AmountReleased at a new offset (a relay republishing
-# its unacknowledged tail, see test_relay_crash) passes its tracking record and is applied to
-# the invoice again. Here the copies add Invoice.PaymentApplied and PaymentReleased once more
-# (invoicing's store 10 -> 12 events, the invoice at version 6 instead of 4); a copy of
-# PaymentReceived alone leaves a 100.00 invoice paid 200.00 (rule M6). The other policies
-# recognise a copy by its domain key (architecture.md); this one must too (e.g. one
-# application per payment and source event).
-
-
 @pytest.fixture(params=["distributed", "embedded"])
 async def product(request: pytest.FixtureRequest, env: dict[str, str],
                   tmp_path: Path) -> AsyncIterator[Saldo]:
